@@ -1,0 +1,256 @@
+"""Conversion to MindRecord: every input format, bad samples counted, good ones stored exactly once.
+
+Inputs are small real files written here; shards are read back with MindSpore's own MindDataset and
+images decoded with PIL, independently of mindclip's pipeline.
+"""
+import collections
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mindclip  # noqa: F401
+from mindclip.data.convert import convert, convert_files
+from mindclip.data.images import SKIP_REASONS
+from mindclip.data.sources import RawSample, SourceOptions
+from mindclip.data.validate import RecordOptions
+
+
+def _image_bytes(mode, size, fmt, seed):
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = (rng.random((size[1], size[0], channels)) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+GOOD_IMAGES = {  # name -> bytes; an RGB JPEG, a PNG with alpha, a grayscale JPEG, a palette GIF
+    "rgb.jpg": _image_bytes("RGB", (40, 30), "JPEG", 0),
+    "alpha.png": _image_bytes("RGBA", (24, 36), "PNG", 1),
+    "gray.jpg": _image_bytes("L", (33, 21), "JPEG", 2),
+    "palette.gif": _image_bytes("RGB", (16, 16), "GIF", 3),
+}
+TRUNCATED = GOOD_IMAGES["rgb.jpg"][: len(GOOD_IMAGES["rgb.jpg"]) * 2 // 3]
+CORRUPT = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4  # a JPEG signature, then garbage
+NOT_AN_IMAGE = b"this is a text file, not a picture\n"
+
+
+def _expected_rgb(data):
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _write(folder, name, data):
+    path = os.path.join(folder, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("images"))
+    for name, data in GOOD_IMAGES.items():
+        _write(folder, f"img/{name}", data)
+    _write(folder, "img/truncated.jpg", TRUNCATED)
+    _write(folder, "img/corrupt.jpg", CORRUPT)
+    _write(folder, "img/text.jpg", NOT_AN_IMAGE)
+    return folder
+
+
+def read_shards(out_dir, prefix="train", columns=("id", "key", "image", "caption")):
+    """All rows of the shards, read by MindSpore's MindDataset (not by mindclip)."""
+    import mindspore.dataset as ds
+
+    files = sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir)
+                   if f.startswith(prefix + "-") and f.endswith(".mindrecord"))
+    rows = []
+    for row in ds.MindDataset(files, columns_list=list(columns), shuffle=False).create_dict_iterator(output_numpy=True):
+        rows.append({k: (v.item() if v.ndim == 0 and k != "image" else v) for k, v in row.items()})
+    return rows
+
+
+def check_written(summary, out_dir, expected, skipped):
+    """Shards hold exactly `expected` (caption -> image bytes), once each; counts match."""
+    rows = read_shards(out_dir)
+    assert summary.written == len(expected) == len(rows)
+    assert sorted(r["id"] for r in rows) == list(range(len(rows)))
+    assert collections.Counter(r["caption"] for r in rows) == collections.Counter(list(expected))
+    for row in rows:
+        np.testing.assert_array_equal(_expected_rgb(row["image"].tobytes()), _expected_rgb(expected[row["caption"]]))
+    assert summary.skipped == {reason: skipped.get(reason, 0) for reason in SKIP_REASONS}
+    with open(summary.report, encoding="utf-8") as f:
+        report = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert collections.Counter(r[1] for r in report) == collections.Counter(
+        {k: v for k, v in skipped.items() if v})
+    assert not [f for f in os.listdir(out_dir) if f.startswith(".partial")]
+    return rows
+
+
+def test_csv_with_every_kind_of_bad_sample(image_folder, tmp_path):
+    lines = ["filepath\ttitle", "img/rgb.jpg\ta red thing", "img/alpha.png\ta see-through thing",
+             "img/gray.jpg\tgrey, with \"quotes\" and ünïcödé", "img/palette.gif\ta palette image",
+             "img/truncated.jpg\ttruncated", "img/corrupt.jpg\tcorrupt", "img/text.jpg\ttext file",
+             "img/missing.jpg\tmissing", "img/rgb.jpg\t   ", "img/rgb.jpg"]
+    data = ("\n".join(lines) + "\n").encode("utf-8") + b"img/rgb.jpg\tbad \xff\xfe bytes\n"
+    csv_path = _write(image_folder, "pairs.csv", data)
+    summary = convert_files(csv_path, str(tmp_path), progress_every_s=None, log=None)
+    expected = {"a red thing": GOOD_IMAGES["rgb.jpg"], "a see-through thing": GOOD_IMAGES["alpha.png"],
+                'grey, with "quotes" and ünïcödé': GOOD_IMAGES["gray.jpg"],
+                "a palette image": GOOD_IMAGES["palette.gif"]}
+    check_written(summary, str(tmp_path), expected, {"unreadable_image": 3, "missing_file": 1, "empty_caption": 1,
+                                                     "bad_record": 1, "caption_not_utf8": 1})
+    assert summary.line() == (f"written 4, skipped 7 (bad_record 1, missing_file 1, unreadable_image 3, "
+                              f"empty_caption 1, caption_not_utf8 1), shards 1, bytes {summary.bytes}")
+    assert summary.bytes == sum(os.path.getsize(p) + os.path.getsize(p + ".db") for p in summary.shards)
+
+
+def test_jsonl_declip_format_and_parallel_workers(image_folder, tmp_path):
+    records = [{"filename": "img/rgb.jpg", "caption": "one"}, {"filename": "img/alpha.png", "caption": "two"},
+               {"filename": "img/nowhere.png", "caption": "three"}, {"filename": "img/gray.jpg", "caption": ""},
+               {"filename": "img/gray.jpg"}, {"caption": "no file key"}]
+    text = "\n".join(json.dumps(r) for r in records) + "\n{not json\n\n" + json.dumps(
+        {"filename": "img/palette.gif", "caption": "four"}) + "\n"
+    path = _write(image_folder, "meta.jsonl", text.encode())
+    expected = {"one": GOOD_IMAGES["rgb.jpg"], "two": GOOD_IMAGES["alpha.png"], "four": GOOD_IMAGES["palette.gif"]}
+    skipped = {"missing_file": 1, "empty_caption": 2, "bad_record": 2}
+    single = convert_files(path, str(tmp_path / "w1"), progress_every_s=None, log=None)
+    rows_1 = check_written(single, str(tmp_path / "w1"), expected, skipped)
+    double = convert_files(path, str(tmp_path / "w2"), workers=2, progress_every_s=None, log=None)
+    rows_2 = check_written(double, str(tmp_path / "w2"), expected, skipped)
+    assert [(r["id"], r["caption"]) for r in rows_1] == [(r["id"], r["caption"]) for r in rows_2]
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_webdataset_tars_as_img2dataset_writes_them(tmp_path):
+    folder = str(tmp_path)
+    _tar(os.path.join(folder, "00000.tar"), [
+        ("000000000.jpg", GOOD_IMAGES["rgb.jpg"]), ("000000000.txt", b"caption from txt"),
+        ("000000000.json", json.dumps({"caption": "ignored: txt wins", "key": "000000000"}).encode()),
+        ("000000001.png", GOOD_IMAGES["alpha.png"]), ("000000001.json", json.dumps({"caption": "from json"}).encode()),
+        ("000000002.jpg", TRUNCATED), ("000000002.txt", b"truncated image"),
+        ("000000003.txt", b"no image at all"),
+        ("000000004.jpg", GOOD_IMAGES["gray.jpg"]), ("000000004.txt", b"latin-1 \xe9t\xe9"),
+        ("000000005.jpg", GOOD_IMAGES["gray.jpg"]), ("000000005.txt", b"  grey in a tar\n"),
+    ])
+    members = [("100.jpg", GOOD_IMAGES["rgb.jpg"]), ("100.txt", b"before the cut"),
+               ("101.jpg", GOOD_IMAGES["rgb.jpg"]), ("101.txt", b"lost in the cut")]
+    cut_path = _tar(os.path.join(folder, "00001.tar"), members)
+    with tarfile.open(cut_path) as tar:
+        cut = tar.getmember("101.jpg").offset_data + 100  # inside the second image
+    with open(cut_path, "r+b") as f:
+        f.truncate(cut)
+    summary = convert_files(os.path.join(folder, "{00000..00001}.tar"), os.path.join(folder, "out"),
+                            progress_every_s=None, log=None)
+    expected = {"caption from txt": GOOD_IMAGES["rgb.jpg"], "from json": GOOD_IMAGES["alpha.png"],
+                "grey in a tar": GOOD_IMAGES["gray.jpg"], "before the cut": GOOD_IMAGES["rgb.jpg"]}
+    check_written(summary, os.path.join(folder, "out"), expected,
+                  {"unreadable_image": 1, "missing_file": 1, "caption_not_utf8": 1, "bad_record": 1})
+
+
+def test_coco_and_karpathy_json(image_folder, tmp_path):
+    coco = {"images": [{"id": 1, "file_name": "img/rgb.jpg"}, {"id": 2, "file_name": "img/missing.jpg"},
+                       {"id": 3, "file_name": "img/gray.jpg"}],
+            "annotations": [{"id": 10, "image_id": 1, "caption": "coco one"},
+                            {"id": 11, "image_id": 1, "caption": "coco two"},
+                            {"id": 12, "image_id": 2, "caption": "gone a"},
+                            {"id": 13, "image_id": 2, "caption": "gone b"},
+                            {"id": 14, "image_id": 3, "caption": " "},
+                            {"id": 15, "image_id": 3, "caption": "coco grey"}]}
+    coco_path = _write(image_folder, "captions_train2017.json", json.dumps(coco).encode())
+    summary = convert_files(coco_path, str(tmp_path / "coco"), progress_every_s=None, log=None)
+    check_written(summary, str(tmp_path / "coco"), {"coco one": GOOD_IMAGES["rgb.jpg"],
+                                                    "coco two": GOOD_IMAGES["rgb.jpg"],
+                                                    "coco grey": GOOD_IMAGES["gray.jpg"]},
+                  {"missing_file": 2, "empty_caption": 1})
+    karpathy = {"dataset": "flickr30k", "images": [
+        {"filename": "rgb.jpg", "filepath": "img", "split": "train",
+         "sentences": [{"raw": "k one"}, {"raw": "k two"}]},
+        {"filename": "alpha.png", "filepath": "img", "split": "test", "sentences": [{"raw": "k test"}]},
+        {"filename": "corrupt.jpg", "filepath": "img", "split": "restval", "sentences": [{"raw": "k bad"}]}]}
+    karpathy_path = _write(image_folder, "dataset_flickr30k.json", json.dumps(karpathy).encode())
+    summary = convert_files(karpathy_path, str(tmp_path / "k"),
+                            source_options=SourceOptions(splits=("train", "restval")), progress_every_s=None, log=None)
+    check_written(summary, str(tmp_path / "k"), {"k one": GOOD_IMAGES["rgb.jpg"], "k two": GOOD_IMAGES["rgb.jpg"]},
+                  {"unreadable_image": 1})
+
+
+def test_pyramidclip_summary_and_roi_columns(image_folder, tmp_path):
+    rng = np.random.default_rng(0)
+    good_roi = rng.normal(size=(3, 2052)).astype(np.float32)
+    np.save(os.path.join(image_folder, "good.npy"), good_roi)
+    np.save(os.path.join(image_folder, "empty.npy"), np.zeros((0, 2052), np.float32))
+    np.save(os.path.join(image_folder, "narrow.npy"), np.zeros((3, 100), np.float32))
+    np.save(os.path.join(image_folder, "nan.npy"), np.full((2, 2052), np.nan, np.float32))
+    _write(image_folder, "junk.npy", b"not numpy")
+    rows = ["filepath\ttitle\tshort\troi", "img/rgb.jpg\tfull caption\tsummary\tgood.npy",
+            "img/alpha.png\tno boxes\tnone\tempty.npy", "img/rgb.jpg\tnarrow\ts\tnarrow.npy",
+            "img/rgb.jpg\tnan\ts\tnan.npy", "img/rgb.jpg\tjunk\ts\tjunk.npy", "img/rgb.jpg\tno roi file\ts\tnope.npy",
+            "img/rgb.jpg\tno summary\t\tgood.npy"]
+    path = _write(image_folder, "pyramid.tsv", ("\n".join(rows) + "\n").encode())
+    summary = convert_files(path, str(tmp_path), source_options=SourceOptions(summary_key="short", roi_key="roi"),
+                            record_options=RecordOptions(with_summary=True, with_roi=True),
+                            progress_every_s=None, log=None)
+    assert summary.written == 2
+    assert summary.skipped["bad_roi"] == 3 and summary.skipped["missing_file"] == 1
+    assert summary.skipped["empty_caption"] == 1
+    stored = {r["caption"]: r for r in read_shards(str(tmp_path), columns=("caption", "summary", "roi", "roi_count"))}
+    assert stored["full caption"]["summary"] == "summary" and stored["full caption"]["roi_count"] == 3
+    np.testing.assert_array_equal(stored["full caption"]["roi"].reshape(3, 2052), good_roi)
+    assert stored["no boxes"]["roi_count"] == 0
+    np.testing.assert_array_equal(stored["no boxes"]["roi"], np.zeros(2052, np.float32))
+
+
+def test_shards_split_by_size_and_failure_leaves_no_partial_shard(image_folder, tmp_path, capsys):
+    good = os.path.join(image_folder, "img", "rgb.jpg")
+    samples = [RawSample(f"s{i}", image=good, caption=f"caption {i}") for i in range(7)]
+    summary = convert(samples, str(tmp_path / "ok"), shard_samples=3, progress_every_s=0, log=None)
+    progress = capsys.readouterr().err.splitlines()
+    assert progress[-1].startswith("[convert] 7 pairs: 7 written, 0 skipped")
+    assert [os.path.basename(p) for p in summary.shards] == [f"train-0000{i}.mindrecord" for i in range(3)]
+    rows = read_shards(str(tmp_path / "ok"))
+    assert [(r["id"], r["caption"]) for r in rows] == [(i, f"caption {i}") for i in range(7)]
+
+    def failing():
+        yield from samples[:4]
+        raise RuntimeError("disk full")
+
+    out = str(tmp_path / "failed")
+    with pytest.raises(RuntimeError, match="disk full"):
+        convert(failing(), out, shard_samples=3, progress_every_s=None, log=None)
+    assert sorted(f for f in os.listdir(out) if "mindrecord" in f) == ["train-00000.mindrecord",
+                                                                        "train-00000.mindrecord.db"]
+    assert [r["caption"] for r in read_shards(out)] == ["caption 0", "caption 1", "caption 2"]
+    assert not os.path.exists(os.path.join(out, "train-report.tsv.partial"))
+    with pytest.raises(FileExistsError):
+        convert(samples, out, progress_every_s=None, log=None)
+
+
+def test_make_mindrecord_cli(image_folder, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_mindrecord", os.path.join(os.path.dirname(__file__), "..", "tools", "make_mindrecord.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = _write(image_folder, "cli.csv", b"image,text\nimg/rgb.jpg,cli one\nimg/missing.jpg,cli two\n")
+    summary = tool.main([path, "--out", str(tmp_path), "--prefix", "val", "--csv-img-key", "image",
+                         "--csv-caption-key", "text", "--csv-separator", ",", "--quiet"])
+    assert summary.written == 1 and summary.skipped["missing_file"] == 1
+    assert capsys.readouterr().out.strip().endswith(f"written 1, skipped 1 (missing_file 1), shards 1, "
+                                                    f"bytes {summary.bytes}")
+    assert [r["caption"] for r in read_shards(str(tmp_path), prefix="val")] == ["cli one"]
