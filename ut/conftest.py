@@ -21,3 +21,13 @@ def _graph_mode():
 @pytest.fixture
 def data_dir():
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """A small copy of the built-in demo data (64 px), converted to MindRecord once per session."""
+    from mindclip.data import make_demo_data
+
+    folder = str(tmp_path_factory.mktemp("tiny_demo"))
+    make_demo_data(folder, n_train=64, n_val=24, image_size=64, seed=0, log=None)
+    return folder

@@ -1,0 +1,5 @@
+"""Training: run config, objectives, the one train step, checkpoints and the loop."""
+from mindclip.train.config import RunConfig, load_run_config
+from mindclip.train.trainer import Trainer
+
+__all__ = ["RunConfig", "load_run_config", "Trainer"]

@@ -1,0 +1,124 @@
+"""The run configuration: one YAML recipe in `ascend_configs/` = one `RunConfig`.
+
+Device, mode and card count are overrides (`--set train.device_target=Ascend`; the card count
+comes from `msrun`), never copies of a recipe.
+"""
+import dataclasses
+from typing import Any, Dict, Optional
+
+from mindclip.config import load_config
+from mindclip.data.pipeline import DataConfig
+
+METHODS = ("clip", "lightclip", "pyramidclip")
+
+
+@dataclasses.dataclass
+class ModelSection:
+    """Which preset to build and how to change it."""
+
+    name: str = "tiny_mobilenetv2"  # a preset from mindclip.list_models()
+    overrides: Dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted preset keys
+    checkpoint: Optional[str] = None  # initial weights (a model or training checkpoint)
+
+
+@dataclasses.dataclass
+class LossSection:
+    """Weights and hyper-parameters of every objective (DESIGN.md)."""
+
+    inst_weight: float = 1.0  # alpha: instance contrastive loss
+    token_weight: float = 0.0  # beta: token-level alignment (LightCLIP)
+    mlm_weight: float = 0.0  # gamma: masked language modelling with image fusion (LightCLIP)
+    r1: float = 1.0  # progress where one-hot labels turn into label smoothing (1.0 = never: CLIP)
+    r2: float = 1.0  # progress where smoothing turns into importance-aware targets
+    delta: float = 0.2  # mass moved off the positive by the softened labels
+    pyramid_alpha: float = 0.2  # PyramidCLIP label smoothing
+    local_loss: bool = False  # logits of local rows against the global batch only
+    gather_with_grad: bool = True  # all-gather features with gradient across ranks
+
+    def validate(self):
+        if not 0.0 <= self.r1 <= self.r2 <= 1.0:
+            raise ValueError(f"loss.r1/r2 must satisfy 0 <= r1 <= r2 <= 1, got {self.r1}, {self.r2}")
+        if not 0.0 <= self.delta < 1.0:
+            raise ValueError(f"loss.delta must be in [0, 1), got {self.delta}")
+        for name in ("inst_weight", "token_weight", "mlm_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0")
+
+
+@dataclasses.dataclass
+class OptimSection:
+    """AdamW with linear warm-up then cosine decay, all learning rates precomputed per step."""
+
+    lr: float = 5e-4
+    min_lr: float = 0.0
+    weight_decay: float = 0.1  # not applied to biases, norms, 1-D tensors and logit_scale
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup_fraction: float = 0.05  # of all optimizer steps
+    clip_grad_norm: float = 0.0  # 0 disables clipping
+    accumulation_steps: int = 1  # micro-batches per optimizer step
+
+    def validate(self):
+        if self.lr <= 0:
+            raise ValueError("optim.lr must be > 0")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError("optim.warmup_fraction must be in [0, 1)")
+        if self.accumulation_steps < 1:
+            raise ValueError("optim.accumulation_steps must be >= 1")
+
+
+@dataclasses.dataclass
+class TrainSection:
+    """Run length, precision, output and bookkeeping."""
+
+    epochs: int = 1
+    max_steps: int = 0  # optimizer steps; 0 = derive from epochs
+    output_dir: str = "runs/default"
+    seed: int = 0
+    device_target: str = "CPU"  # CPU | GPU | Ascend
+    mode: str = "graph"  # graph | pynative (debugging only)
+    amp_level: str = "O0"  # O0 fp32 | O2 fp16 (LayerNorm and softmax stay fp32)
+    loss_scale: str = "dynamic"  # dynamic | none | a fixed number as text, e.g. "1024"
+    init_loss_scale: float = 65536.0
+    log_every: int = 1
+    save_every: int = 0  # optimizer steps between checkpoints; 0 = only the final one
+    keep_checkpoints: int = 3
+    eval_every: int = 0  # optimizer steps between held-out evaluations; 0 = never during training
+    eval_data: str = ""  # demo/val folder or retrieval CSV used for the periodic evaluation
+
+    def validate(self):
+        if self.device_target not in ("CPU", "GPU", "Ascend"):
+            raise ValueError(f"train.device_target must be CPU, GPU or Ascend, got {self.device_target!r}")
+        if self.mode not in ("graph", "pynative"):
+            raise ValueError(f"train.mode must be graph or pynative, got {self.mode!r}")
+        if self.amp_level not in ("O0", "O1", "O2", "O3"):
+            raise ValueError(f"train.amp_level must be O0..O3, got {self.amp_level!r}")
+        if self.loss_scale not in ("dynamic", "none"):
+            try:
+                float(self.loss_scale)
+            except ValueError:
+                raise ValueError(f"train.loss_scale must be dynamic, none or a number, got {self.loss_scale!r}")
+        if self.epochs < 1 and self.max_steps < 1:
+            raise ValueError("train.epochs or train.max_steps must be >= 1")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """A whole training run."""
+
+    method: str = "clip"  # clip | lightclip | pyramidclip
+    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossSection = dataclasses.field(default_factory=LossSection)
+    optim: OptimSection = dataclasses.field(default_factory=OptimSection)
+    train: TrainSection = dataclasses.field(default_factory=TrainSection)
+
+    def validate(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+
+def load_run_config(path, overrides=()):
+    """Read a recipe, apply `key=value` overrides, refuse unknown keys naming the key and file."""
+    return load_config(RunConfig, path, overrides)

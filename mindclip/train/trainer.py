@@ -1,0 +1,196 @@
+"""The training loop: builds model, objective, data and step from a RunConfig, then runs.
+
+One path for every method, device and world size. Rank 0 alone writes logs and checkpoints.
+"""
+import dataclasses
+import os
+import shutil
+import time
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+from mindclip.config import dump_yaml
+from mindclip.data.pipeline import create_dataset
+from mindclip.train import checkpoint as ckpt
+from mindclip.train.logger import TrainLogger
+from mindclip.train.networks import build_objective
+from mindclip.train.optim import AdamW, decays_weight
+from mindclip.train.schedule import warmup_cosine_lr
+from mindclip.train.step import TrainStep
+
+
+def launched_by_msrun():
+    """msrun (and mpirun-style launchers) export the worker count to every process."""
+    return int(os.environ.get("MS_WORKER_NUM", "1")) > 1 or "RANK_SIZE" in os.environ
+
+
+def setup_runtime(train_cfg):
+    """Set mode and device; initialise communication when launched on several ranks."""
+    mode = ms.GRAPH_MODE if train_cfg.mode == "graph" else ms.PYNATIVE_MODE
+    ms.set_context(mode=mode, device_target=train_cfg.device_target)
+    if not launched_by_msrun():
+        return 0, 1
+    from mindspore.communication import get_group_size, get_rank, init
+
+    init()
+    world = get_group_size()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                 device_num=world)
+    return get_rank(), world
+
+
+def build_optimizer(optim_cfg, net):
+    named = [(name, p) for name, p in net.parameters_and_names() if p.requires_grad]
+    return AdamW([p for _, p in named], [decays_weight(n, p) for n, p in named],
+                 weight_decay=optim_cfg.weight_decay, beta1=optim_cfg.beta1, beta2=optim_cfg.beta2,
+                 eps=optim_cfg.eps)
+
+
+class Trainer:
+    """`Trainer(cfg, resume=None).run() -> summary dict`. `resume`: a checkpoint path or "auto"."""
+
+    def __init__(self, cfg, resume=None, stream=None):
+        self.cfg = cfg
+        self.rank, self.world = setup_runtime(cfg.train)
+        self.is_main = self.rank == 0
+        ms.set_seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        self.clip, self.objective = build_objective(cfg)
+        self.net = self.objective.model
+        if cfg.train.amp_level != "O0":
+            ms.amp.auto_mixed_precision(self.net, cfg.train.amp_level)
+        self.net.set_train(True)
+        self.data_cfg = dataclasses.replace(cfg.data, method=cfg.method)
+        self.batches_per_epoch = self._epoch_dataset(0, 0).get_dataset_size()
+        self.accum = cfg.optim.accumulation_steps
+        steps_per_epoch = self.batches_per_epoch // self.accum
+        if steps_per_epoch < 1:
+            raise ValueError(f"data: {self.batches_per_epoch} batches per epoch per rank is fewer than "
+                             f"optim.accumulation_steps={self.accum}; add data or lower the batch size")
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+        warmup = int(round(cfg.optim.warmup_fraction * self.total_steps))
+        self.lr = warmup_cosine_lr(cfg.optim.lr, self.total_steps, warmup, cfg.optim.min_lr)
+        self.optimizer = build_optimizer(cfg.optim, self.net)
+        reducer = None
+        if self.world > 1:
+            reducer = nn.DistributedGradReducer(self.optimizer.params, mean=True, degree=self.world)
+        self.step_cell = TrainStep(self.objective, self.optimizer, self.clip.logit_scale,
+                                   loss_scale=cfg.train.loss_scale, init_loss_scale=cfg.train.init_loss_scale,
+                                   grad_reducer=reducer, clip_grad_norm=cfg.optim.clip_grad_norm,
+                                   accumulation_steps=self.accum)
+        self.position = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped_steps": 0,
+                         "seed": cfg.train.seed}
+        os.makedirs(cfg.train.output_dir, exist_ok=True)
+        if resume:
+            self._resume(resume)
+        self.logger = TrainLogger(cfg.train.output_dir, self.total_steps, cfg.train.log_every,
+                                  enabled=self.is_main, stream=stream)
+        if self.is_main:
+            dump_yaml(cfg, os.path.join(cfg.train.output_dir, "config.yaml"))
+
+    # ----------------------------------------------------------------- data
+    def _epoch_dataset(self, epoch, skip_batches):
+        return create_dataset(self.data_cfg, rank=self.rank, world_size=self.world, epoch=epoch,
+                              skip_batches=skip_batches)
+
+    # --------------------------------------------------------------- resume
+    def _resume(self, resume):
+        path = ckpt.latest_good_checkpoint(self.cfg.train.output_dir) if resume == "auto" else resume
+        if path is None:
+            return  # "auto" with nothing saved yet: a fresh start
+        meta = ckpt.load_training_checkpoint(path, self.net, self.clip, self.optimizer,
+                                             self.step_cell.loss_scale)
+        if meta["seed"] != self.cfg.train.seed:
+            raise ValueError(f"{path}: saved with train.seed={meta['seed']}, config has {self.cfg.train.seed}")
+        self.position.update(meta)
+        self.resumed_from = path
+
+    def _save(self):
+        if not self.is_main:
+            return
+        out = self.cfg.train.output_dir
+        path = os.path.join(out, ckpt.CKPT_PATTERN.format(self.position["step"]))
+        ckpt.save_training_checkpoint(path, self.net, self.clip, self.optimizer,
+                                      self.step_cell.loss_scale, self.position)
+        ckpt.prune_checkpoints(out, self.cfg.train.keep_checkpoints)
+        return path
+
+    def _publish_last(self, path):
+        """Copy the final checkpoint to OUTPUT_DIR/last.ckpt (atomically): the stable name tools use."""
+        if not self.is_main:
+            return path
+        last = os.path.join(self.cfg.train.output_dir, "last.ckpt")
+        tmp = os.path.join(self.cfg.train.output_dir, "last.partial.ckpt")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, last)
+        return last
+
+    # ----------------------------------------------------------------- loop
+    def _batches(self):
+        """Batches in order from the saved data position on; the position advances before each yield."""
+        pos = self.position
+        used = self.steps_per_epoch * self.accum  # a trailing partial accumulation is dropped
+        while True:
+            if pos["batch_in_epoch"] < used:
+                dataset = self._epoch_dataset(pos["epoch"], pos["batch_in_epoch"])
+                for batch in dataset.create_tuple_iterator(num_epochs=1):
+                    pos["batch_in_epoch"] += 1
+                    yield batch
+                    if pos["batch_in_epoch"] >= used:
+                        break
+            pos["epoch"] += 1
+            pos["batch_in_epoch"] = 0
+
+    def run(self, stop_after=None):
+        """Train to `total_steps` (or `stop_after` more optimizer steps); return a summary dict."""
+        cfg, pos = self.cfg.train, self.position
+        last_record = None
+        end_step = self.total_steps if not stop_after else min(self.total_steps, pos["step"] + stop_after)
+        micro = 0
+        t0 = time.time()
+        for batch in (self._batches() if pos["step"] < end_step else ()):
+            micro += 1
+            do_update = micro % self.accum == 0
+            step = pos["step"]
+            lr = ms.Tensor(self.lr[step], ms.float32)
+            progress = ms.Tensor(step / self.total_steps, ms.float32)
+            loss, parts, finite, _ = self.step_cell(lr, progress, ms.Tensor(do_update), *batch)
+            if not do_update:
+                continue
+            finite = bool(finite.asnumpy())
+            pos["skipped_steps"] += int(not finite)
+            pos["step"] += 1
+            last_record = self._record(loss, parts, finite, time.time() - t0, batch[0].shape[0])
+            self.logger.log(last_record)
+            if not finite:
+                self.logger.message(f"step {pos['step']}: non-finite loss or gradients "
+                                    f"(loss={last_record['loss']}); update skipped")
+            if cfg.save_every and pos["step"] % cfg.save_every == 0:
+                self._save()
+            if pos["step"] >= end_step:
+                break
+            t0 = time.time()
+        final = None
+        if pos["step"] >= self.total_steps:
+            final = os.path.join(cfg.output_dir, ckpt.CKPT_PATTERN.format(pos["step"]))
+            if not os.path.exists(final):
+                final = self._save()
+            final = self._publish_last(final)
+        self.logger.close()
+        return {"steps": pos["step"], "skipped_steps": pos["skipped_steps"], "last": last_record,
+                "checkpoint": final, "output_dir": cfg.output_dir}
+
+    def _record(self, loss, parts, finite, step_time, local_batch):
+        step = self.position["step"]
+        images = local_batch * self.world * self.accum
+        return {
+            "step": step, "epoch": self.position["epoch"], "lr": float(self.lr[step - 1]),
+            "loss": float(loss.asnumpy()),
+            "parts": {name: float(v) for name, v in zip(self.objective.part_names, parts.asnumpy())},
+            "logit_scale": float(np.exp(self.clip.logit_scale.asnumpy())),
+            "step_time": step_time, "images_per_s": images / max(step_time, 1e-9),
+            "skipped_steps": self.position["skipped_steps"], "finite": finite,
+        }

@@ -1,0 +1,90 @@
+"""Strict run configs: unknown or mistyped keys are refused before anything is built."""
+import os
+
+import pytest
+
+from mindclip.config import ConfigError, load_config, parse_override
+from mindclip.train.config import RunConfig, load_run_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPES = sorted(f for f in os.listdir(os.path.join(ROOT, "ascend_configs")) if f.endswith(".yaml"))
+
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_shipped_recipe_loads(recipe):
+    cfg = load_run_config(os.path.join(ROOT, "ascend_configs", recipe))
+    assert cfg.method in ("clip", "lightclip", "pyramidclip")
+
+
+def test_values_and_overrides(tmp_path):
+    path = write(tmp_path, "method: lightclip\noptim:\n  lr: 1e-3\ntrain:\n  epochs: 3\n")
+    cfg = load_run_config(path, ["optim.lr=2e-4", "train.device_target=Ascend", "loss.local_loss=true"])
+    assert cfg.optim.lr == pytest.approx(2e-4)
+    assert cfg.train.epochs == 3 and cfg.train.device_target == "Ascend" and cfg.loss.local_loss is True
+    assert cfg.optim.beta2 == pytest.approx(0.98)  # untouched defaults stay
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, "optim:\n  learning_rate: 1e-3\n")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert "optim.learning_rate" in str(err.value) and path in str(err.value)
+
+
+def test_unknown_section(tmp_path):
+    path = write(tmp_path, "optimiser:\n  lr: 1e-3\n")
+    with pytest.raises(ConfigError, match="optimiser"):
+        load_run_config(path)
+
+
+def test_wrong_type_names_key(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_run_config(path)
+    path = write(tmp_path, "loss:\n  local_loss: 1\n", "b.yaml")
+    with pytest.raises(ConfigError, match="loss.local_loss"):
+        load_run_config(path)
+
+
+def test_invalid_value_refused(tmp_path):
+    path = write(tmp_path, "loss:\n  r1: 0.8\n  r2: 0.5\n")
+    with pytest.raises(ConfigError, match="r1"):
+        load_run_config(path)
+    path = write(tmp_path, "method: simclr\n", "m.yaml")
+    with pytest.raises(ConfigError, match="method"):
+        load_run_config(path)
+
+
+def test_mistyped_override_refused(tmp_path):
+    path = write(tmp_path, "method: clip\n")
+    with pytest.raises(ConfigError, match="optim.lrr"):
+        load_run_config(path, ["optim.lrr=1e-3"])
+    with pytest.raises(ConfigError, match="key.subkey=value"):
+        load_run_config(path, ["optim.lr"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_run_config(str(tmp_path / "nope.yaml"))
+    path = write(tmp_path, "train: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_run_config(path)
+
+
+def test_parse_override_types():
+    assert parse_override("a.b=3") == ("a.b", 3)
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    assert parse_override("a.b=true") == ("a.b", True)
+    assert parse_override("a=x=y") == ("a", "x=y")
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path):
+    # YAML 1.1 reads "5e-4" as a string; a learning rate written so must still work
+    cfg = load_config(RunConfig, None, ["optim.lr=5e-4"], base={})
+    assert cfg.optim.lr == pytest.approx(5e-4)
