@@ -53,6 +53,15 @@ class TrainLogger:
                 f"lr={record['lr']:.2e} scale={record['logit_scale']:.2f} "
                 f"{record['images_per_s']:.1f} img/s eta {format_duration(eta)}{skipped}")
 
+    def log_eval(self, step, metrics):
+        """Held-out metrics: one `{"step", "eval": {...}}` record and a line on stdout."""
+        if not self.enabled:
+            return
+        self._file.write(json.dumps({"step": step, "eval": metrics}) + "\n")
+        self._file.flush()
+        shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+        self.message(f"eval @ step {step}: {shown}")
+
     def message(self, text):
         if self.enabled:
             self.stream.write(text + "\n")

@@ -90,6 +90,11 @@ class Trainer:
                                   enabled=self.is_main, stream=stream)
         if self.is_main:
             dump_yaml(cfg, os.path.join(cfg.train.output_dir, "config.yaml"))
+        self.evaluator = None
+        if cfg.train.eval_every and cfg.train.eval_data and self.is_main:
+            from mindclip.eval import HeldOutEvaluator
+
+            self.evaluator = HeldOutEvaluator(self.clip, cfg.train.eval_data)
 
     # ----------------------------------------------------------------- data
     def _epoch_dataset(self, epoch, skip_batches):
@@ -170,6 +175,8 @@ class Trainer:
                                     f"(loss={last_record['loss']}); update skipped")
             if cfg.save_every and pos["step"] % cfg.save_every == 0:
                 self._save()
+            if self.evaluator is not None and pos["step"] % cfg.eval_every == 0:
+                self._evaluate()
             if pos["step"] >= end_step:
                 break
             t0 = time.time()
@@ -182,6 +189,12 @@ class Trainer:
         self.logger.close()
         return {"steps": pos["step"], "skipped_steps": pos["skipped_steps"], "last": last_record,
                 "checkpoint": final, "output_dir": cfg.output_dir}
+
+    def _evaluate(self):
+        """Held-out zero-shot / retrieval metrics, logged as an `eval` record (rank 0 only)."""
+        metrics = self.evaluator()
+        self.net.set_train(True)  # the evaluator runs the towers in inference mode
+        self.logger.log_eval(self.position["step"], metrics)
 
     def _record(self, loss, parts, finite, step_time, local_batch):
         step = self.position["step"]
