@@ -111,14 +111,20 @@ def test_unexpected_names_are_listed_and_strict_false_allows_them(saved):
     assert missing == [] and unexpected == ["visual.extra_head.weight"]
 
 
-def test_vocabulary_mismatch_hints_at_the_mlm_override(saved, tmp_path):
+def test_mlm_checkpoint_sets_the_vocabulary_and_a_mismatch_hints_at_it(saved, tmp_path):
     mlm_clip = create_model(NAME, **{"text.vocab_size": 49409})
     path = str(tmp_path / "mlm.ckpt")
     save_weights(mlm_clip, path)
+    # create_model takes the row count of the checkpoint's token table (LightCLIP's [MASK] row)
+    loaded = create_model(NAME, checkpoint=path)
+    assert loaded.text.vocab_size == 49409 and loaded.config.text.vocab_size == 49409
+    np.testing.assert_array_equal(loaded.text.token_embedding.asnumpy(), mlm_clip.text.token_embedding.asnumpy())
+    # an explicit override wins, and a mismatch names the entry and the fix
     with pytest.raises(ValueError, match=r"text\.token_embedding: checkpoint \(49409, 64\) vs model \(49408, 64\).*"
                                          r"text\.vocab_size=49409"):
-        create_model(NAME, checkpoint=path)
-    assert create_model(NAME, checkpoint=path, **{"text.vocab_size": 49409}).text.vocab_size == 49409
+        create_model(NAME, checkpoint=path, **{"text.vocab_size": 49408})
+    with pytest.raises(ValueError, match=r"text\.vocab_size=49409"):
+        load_weights(create_model(NAME), path)
 
 
 def test_prefix_loads_a_sub_namespace(saved):

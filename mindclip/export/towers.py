@@ -1,7 +1,7 @@
 """Inference-only towers: what is exported, and nothing of the pre-training parts.
 
-Each wrapper calls the model's own inference contract (`encode_image` / `encode_text`) and
-L2-normalises in float32, so an exported file maps its input straight to unit-length embeddings.
+The exported cells are `mindclip.models.ImageEncoder` / `TextEncoder`: the model's own inference
+contract, L2-normalised in float32, so an exported file maps its input straight to unit embeddings.
 A graph is traced from `construct` only, so the parameters that reach a MINDIR file are exactly
 those the tower uses: the fusion module, MLM heads, token projections and ROI path never do.
 """
@@ -10,34 +10,10 @@ import copy
 import mindspore as ms
 from mindspore import nn
 
-from mindclip.models.layers import l2_normalize
+from mindclip.models.clip import ImageEncoder, TextEncoder  # noqa: F401  (the exported cells)
 
 # Cells kept in float32 when a tower is cast to float16 (statistics and variance need the range).
 _FP32_CELL_TYPES = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.Softmax)
-
-
-class ImageEncoder(nn.Cell):
-    """images (B, 3, H, W) float32, CLIP-normalised -> L2-normalised embeddings (B, E) float32."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def construct(self, images):
-        features = self.model.encode_image(images, normalize=False)  # (B, E)
-        return l2_normalize(features.astype(ms.float32))  # (B, E)
-
-
-class TextEncoder(nn.Cell):
-    """tokens (B, L) int32 -> L2-normalised embeddings (B, E) float32 (EOT-pooled)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def construct(self, tokens):
-        features = self.model.encode_text(tokens, normalize=False)  # (B, E)
-        return l2_normalize(features.astype(ms.float32))  # (B, E)
 
 
 def _is_fp32_cell(cell):

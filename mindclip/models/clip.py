@@ -42,24 +42,30 @@ class CLIP(nn.Cell):
 
 
 class ImageEncoder(nn.Cell):
-    """`clip.encode_image` as a cell of its own, to compile (graph mode) or export the image tower alone."""
+    """images (B, 3, H, W) -> embeddings (B, E) float32, L2-normalised in float32 when `normalize`.
 
-    def __init__(self, clip, normalize=True):
+    `encode_image` as a cell of its own: what evaluation compiles and export writes to MINDIR. Only
+    the parameters the tower uses reach a traced graph (never the pre-training cells).
+    """
+
+    def __init__(self, model, normalize=True):
         super().__init__()
-        self.clip = clip
+        self.model = model
         self.normalize = normalize
 
     def construct(self, images):
-        return self.clip.encode_image(images, self.normalize)  # (B, E)
+        features = self.model.encode_image(images, normalize=False).astype(ms.float32)  # (B, E)
+        return l2_normalize(features) if self.normalize else features
 
 
 class TextEncoder(nn.Cell):
-    """`clip.encode_text` as a cell of its own, to compile (graph mode) or export the text tower alone."""
+    """tokens (B, L) int32 -> embeddings (B, E) float32 (EOT-pooled), L2-normalised when `normalize`."""
 
-    def __init__(self, clip, normalize=True):
+    def __init__(self, model, normalize=True):
         super().__init__()
-        self.clip = clip
+        self.model = model
         self.normalize = normalize
 
     def construct(self, tokens):
-        return self.clip.encode_text(tokens, self.normalize)  # (B, E)
+        features = self.model.encode_text(tokens, normalize=False).astype(ms.float32)  # (B, E)
+        return l2_normalize(features) if self.normalize else features

@@ -14,8 +14,13 @@ MASK_VALUE = -1e9
 
 
 def l2_normalize(x, eps=1e-12):
-    """x / ||x|| over the last axis. Written with rsqrt: `ops.L2Normalize`'s backward is ~160x slower."""
-    return x * ops.rsqrt((x * x).sum(-1, keepdims=True) + eps)
+    """x / max(||x||, eps) over the last axis, as torch's F.normalize.
+
+    Written with rsqrt (`ops.L2Normalize`'s backward is ~160x slower). The clamp is on the norm,
+    not an eps added to the squared norm: features of norm ~1e-8 (a randomly initialised
+    MobileNet-V2 in inference mode) must still come out with unit length.
+    """
+    return x * ops.rsqrt(ops.maximum((x * x).sum(-1, keepdims=True), eps * eps))
 
 
 class LayerNorm(nn.Cell):

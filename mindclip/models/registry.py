@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional
 from mindclip.config import ConfigError, from_dict, read_yaml, set_dotted, to_dict
 from mindclip.models.clip_towers import CLIP_TOWER_TYPES, build_clip_tower, tower_options
 
+TOKEN_TABLE = "text.token_embedding"  # the checkpoint entry that fixes text.vocab_size
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_configs")
 
 
@@ -130,18 +131,32 @@ def create_model(name, checkpoint=None, **overrides):
         name: a preset name.
         checkpoint: a model or training checkpoint (see `weights.save_weights`); only its CLIP part
             is loaded, strictly (missing, unexpected and mis-shaped weights are listed in the error).
+            The text token table takes the checkpoint's row count unless an override sets it: a
+            LightCLIP run with MLM saves 49409 rows (the [MASK] id), which inference never uses.
         **overrides: dotted keys (`**{"text.layers": 4}`) or nested dicts (`text={"layers": 4}`).
 
     Returns:
         CLIP, with the resolved ModelConfig as `model.config`.
     """
+    state = None
+    if checkpoint is not None:
+        from mindclip.models.weights import read_checkpoint
+
+        state = read_checkpoint(checkpoint)
+        table = state.get(TOKEN_TABLE)
+        sets_vocab = any(key == "text.vocab_size" for key, _ in _flatten(overrides))
+        if table is not None and getattr(table, "ndim", 0) == 2 and not sets_vocab:
+            overrides = dict(overrides, **{"text.vocab_size": int(table.shape[0])})
     config = get_model_config(name, **overrides)
     model = build_model(config)
     model.config = config
-    if checkpoint is not None:
+    if state is not None:
         from mindclip.models.weights import load_weights
 
-        load_weights(model, checkpoint)
+        try:
+            load_weights(model, state)
+        except ValueError as e:
+            raise ValueError(f"{checkpoint}: {e}") from e
     return model
 
 
