@@ -4,7 +4,7 @@ Device, mode and card count are overrides (`--set train.device_target=Ascend`; t
 comes from `msrun`), never copies of a recipe.
 """
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from mindclip.config import load_config
 from mindclip.data.pipeline import DataConfig
@@ -32,17 +32,22 @@ class LossSection:
     r2: float = 1.0  # progress where smoothing turns into importance-aware targets
     delta: float = 0.2  # mass moved off the positive by the softened labels
     pyramid_alpha: float = 0.2  # PyramidCLIP label smoothing
+    pyramid_weights: Tuple[float, float, float, float] = (0.25, 0.25, 0.25, 0.25)  # L_GS, L_LT, L_RS, L_RT (eq. 6)
     local_loss: bool = False  # logits of local rows against the global batch only
     gather_with_grad: bool = True  # all-gather features with gradient across ranks
 
     def validate(self):
         if not 0.0 <= self.r1 <= self.r2 <= 1.0:
-            raise ValueError(f"loss.r1/r2 must satisfy 0 <= r1 <= r2 <= 1, got {self.r1}, {self.r2}")
+            raise ValueError(f"r1/r2 must satisfy 0 <= r1 <= r2 <= 1, got {self.r1}, {self.r2}")
         if not 0.0 <= self.delta < 1.0:
-            raise ValueError(f"loss.delta must be in [0, 1), got {self.delta}")
+            raise ValueError(f"delta must be in [0, 1), got {self.delta}")
         for name in ("inst_weight", "token_weight", "mlm_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"loss.{name} must be >= 0")
+                raise ValueError(f"{name} must be >= 0")
+        if not 0.0 <= self.pyramid_alpha < 1.0:
+            raise ValueError(f"pyramid_alpha must be in [0, 1), got {self.pyramid_alpha}")
+        if min(self.pyramid_weights) < 0 or sum(self.pyramid_weights) <= 0:
+            raise ValueError(f"pyramid_weights must be >= 0 with a positive sum, got {self.pyramid_weights}")
 
 
 @dataclasses.dataclass
@@ -61,11 +66,11 @@ class OptimSection:
 
     def validate(self):
         if self.lr <= 0:
-            raise ValueError("optim.lr must be > 0")
+            raise ValueError("lr must be > 0")
         if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError("optim.warmup_fraction must be in [0, 1)")
+            raise ValueError("warmup_fraction must be in [0, 1)")
         if self.accumulation_steps < 1:
-            raise ValueError("optim.accumulation_steps must be >= 1")
+            raise ValueError("accumulation_steps must be >= 1")
 
 
 @dataclasses.dataclass
@@ -89,18 +94,18 @@ class TrainSection:
 
     def validate(self):
         if self.device_target not in ("CPU", "GPU", "Ascend"):
-            raise ValueError(f"train.device_target must be CPU, GPU or Ascend, got {self.device_target!r}")
+            raise ValueError(f"device_target must be CPU, GPU or Ascend, got {self.device_target!r}")
         if self.mode not in ("graph", "pynative"):
-            raise ValueError(f"train.mode must be graph or pynative, got {self.mode!r}")
+            raise ValueError(f"mode must be graph or pynative, got {self.mode!r}")
         if self.amp_level not in ("O0", "O1", "O2", "O3"):
-            raise ValueError(f"train.amp_level must be O0..O3, got {self.amp_level!r}")
+            raise ValueError(f"amp_level must be O0..O3, got {self.amp_level!r}")
         if self.loss_scale not in ("dynamic", "none"):
             try:
                 float(self.loss_scale)
             except ValueError:
-                raise ValueError(f"train.loss_scale must be dynamic, none or a number, got {self.loss_scale!r}")
+                raise ValueError(f"loss_scale must be dynamic, none or a number, got {self.loss_scale!r}")
         if self.epochs < 1 and self.max_steps < 1:
-            raise ValueError("train.epochs or train.max_steps must be >= 1")
+            raise ValueError("epochs or max_steps must be >= 1")
 
 
 @dataclasses.dataclass

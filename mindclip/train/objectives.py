@@ -3,6 +3,7 @@
 The train step differentiates an objective; every method (CLIP, LightCLIP, PyramidCLIP) is one
 objective over the same step. `part_names` label the entries of `parts` in logs.
 """
+import mindspore as ms
 from mindspore import nn, ops
 
 from mindclip.losses import InstanceLoss, PyramidLoss, mlm_loss, text_word_mask, token_alignment_loss
@@ -68,7 +69,10 @@ class LightClipObjective(nn.Cell):
 
 
 class PyramidClipObjective(nn.Cell):
-    """PyramidCLIP: 0.25 * (L_GS + L_LT + L_RS + L_RT) with label smoothing (DESIGN.md).
+    """PyramidCLIP: w_GS*L_GS + w_LT*L_LT + w_RS*L_RS + w_RT*L_RT, label-smoothed (DESIGN.md).
+
+    The weights are `loss.pyramid_weights` (0.25 each in the paper); every part is computed and
+    logged whatever its weight (a 0 weight is an ablation of Table 6).
 
     Batch: (image_global, image_local, tokens, summary_tokens, roi, roi_count). `model` is a
     `PyramidCLIPPretrain` returning (v_global, v_local, v_roi, t_text, t_summary, logit_scale_exp).
@@ -81,9 +85,11 @@ class PyramidClipObjective(nn.Cell):
         self.model = model
         self.pyramid_loss = PyramidLoss(alpha=loss_cfg.pyramid_alpha, local_loss=loss_cfg.local_loss,
                                         gather_with_grad=loss_cfg.gather_with_grad)
+        self.part_weights = ms.Tensor(loss_cfg.pyramid_weights, ms.float32)  # (4,)
 
     def construct(self, progress, image_global, image_local, tokens, summary_tokens, roi, roi_count):
         v_global, v_local, v_roi, t_text, t_summary, logit_scale_exp = self.model(
             image_global, image_local, tokens, summary_tokens, roi, roi_count)
-        total, parts = self.pyramid_loss(v_global, v_local, v_roi, t_text, t_summary, logit_scale_exp)
-        return total, ops.stack(parts)
+        _, parts = self.pyramid_loss(v_global, v_local, v_roi, t_text, t_summary, logit_scale_exp)
+        parts = ops.stack(parts)  # (4,)
+        return (self.part_weights * parts).sum(), parts
