@@ -34,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--roi-key", default=None, help="PyramidCLIP: column/key of the ROI .npy path "
                    "(for tars: the KEY.npy member is used when --with-roi is given)")
     p.add_argument("--with-summary", action="store_true", help="store a summary column (implied by --summary-key)")
+    p.add_argument("--no-summary-fallback", action="store_true",
+                   help="skip a pair whose summary is blank (default: its caption becomes its summary)")
     p.add_argument("--with-roi", action="store_true", help="store ROI columns (implied by --roi-key)")
     p.add_argument("--shard-samples", type=int, default=10000, help="max pairs per shard")
     p.add_argument("--shard-mb", type=float, default=1024, help="max image megabytes per shard (about)")
@@ -52,6 +54,7 @@ def main(argv=None):
         summary_key=args.summary_key, roi_key=args.roi_key,
         splits=tuple(args.splits.split(",")) if args.splits else None)
     record_options = RecordOptions(with_summary=args.with_summary or bool(args.summary_key),
+                                   summary_fallback=not args.no_summary_fallback,
                                    with_roi=args.with_roi or bool(args.roi_key))
     return convert_files(args.inputs, args.out, args.prefix, fmt=args.format, source_options=source_options,
                          record_options=record_options, shard_samples=args.shard_samples,

@@ -205,10 +205,16 @@ def test_pyramidclip_summary_and_roi_columns(image_folder, tmp_path):
     summary = convert_files(path, str(tmp_path), source_options=SourceOptions(summary_key="short", roi_key="roi"),
                             record_options=RecordOptions(with_summary=True, with_roi=True),
                             progress_every_s=None, log=None)
-    assert summary.written == 2
+    # the pair without a summary is kept with its caption as summary (the documented fallback)
+    assert summary.written == 3
     assert summary.skipped["bad_roi"] == 3 and summary.skipped["missing_file"] == 1
-    assert summary.skipped["empty_caption"] == 1
+    assert summary.skipped["empty_caption"] == 0
     stored = {r["caption"]: r for r in read_shards(str(tmp_path), columns=("caption", "summary", "roi", "roi_count"))}
+    assert stored["no summary"]["summary"] == "no summary"
+    strict = convert_files(path, str(tmp_path / "strict"), source_options=SourceOptions(summary_key="short", roi_key="roi"),
+                           record_options=RecordOptions(with_summary=True, with_roi=True, summary_fallback=False),
+                           progress_every_s=None, log=None)
+    assert strict.written == 2 and strict.skipped["empty_caption"] == 1
     assert stored["full caption"]["summary"] == "summary" and stored["full caption"]["roi_count"] == 3
     np.testing.assert_array_equal(stored["full caption"]["roi"].reshape(3, 2052), good_roi)
     assert stored["no boxes"]["roi_count"] == 0

@@ -19,6 +19,7 @@ class RecordOptions:
     """Which optional columns every record must have."""
 
     with_summary: bool = False
+    summary_fallback: bool = True  # a missing or blank summary becomes the pair's caption (PyramidCLIP)
     with_roi: bool = False
     roi_dim: int = ROI_DIM
 
@@ -75,10 +76,23 @@ def validate_sample(raw, options=RecordOptions()):
     for i, caption in enumerate(captions):
         where = raw.where if len(captions) == 1 else f"{raw.where}#{i}"
         try:
-            records.append(dict(shared, key=where, caption=clean_text(caption)))
+            record = dict(shared, key=where, caption=clean_text(caption))
+            if options.with_summary and record["summary"] is None:
+                record["summary"] = record["caption"]  # the documented fallback: T_S = T
+            records.append(record)
         except BadSample as e:
             skips.append((where, e.reason, e.detail))
     return records, skips
+
+
+def _summary(value, options):
+    """The cleaned summary; None (filled with the caption) when it is blank and the fallback is on."""
+    try:
+        return clean_text(value, "summary")
+    except BadSample as e:
+        if e.reason == "empty_caption" and options.summary_fallback:
+            return None
+        raise
 
 
 def _image_and_extras(raw, options):
@@ -87,7 +101,7 @@ def _image_and_extras(raw, options):
     data = read_file_bytes(raw.image) if isinstance(raw.image, str) else raw.image
     record = {}
     if options.with_summary:
-        record["summary"] = clean_text(raw.summary, "summary")
+        record["summary"] = _summary(raw.summary, options)
     if options.with_roi:
         roi = load_roi(raw.roi, options.roi_dim)
         # MindRecord cannot store an empty array: no boxes is one row of zeros with roi_count 0
