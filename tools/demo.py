@@ -65,20 +65,23 @@ def main(argv=None):
     images = sorted(glob.glob(os.path.join(data, "images", "val", "*", "*.jpg")))[:3]
     with open(os.path.join(data, "classnames.txt"), encoding="utf-8") as f:
         classes = [line.strip() for line in f if line.strip()]
-    run_tool("infer", ["--export", export, "--images", *images, "--classes", *classes, "--top-k", "3"])
+    with open(os.path.join(data, "templates.txt"), encoding="utf-8") as f:
+        templates = [line.strip() for line in f if line.strip()]
+    run_tool("infer", ["--export", export, "--images", *images, "--classes", *classes,
+                       "--templates", *templates, "--top-k", "3"])
     if not args.skip_pictures:
-        run_pictures(checkpoint, run, data, pictures, images[0])
+        run_pictures(checkpoint, run, data, pictures)
     print(f"\ndemo finished in {time.time() - started:.0f} s; everything is under {args.out}/")
     return 0
 
 
-def run_pictures(checkpoint, run, data, pictures, image):
-    caption = "a small red circle on the left"
+def run_pictures(checkpoint, run, data, pictures):
+    """The three pictures of docs/visualisation.md for the demo model."""
+    image = os.path.join(data, "images", "val", "green_cross", "000010.jpg")  # seed 0 demo data
     run_tool("visualize", ["align", "--model", "tiny_mobilenetv2", "--checkpoint", checkpoint,
-                           "--image", image, "--caption", caption,
+                           "--image", image, "--caption", "a large green cross on the left",
                            "--out", os.path.join(pictures, "alignment.png")])
-    run_tool("visualize", ["curves", os.path.join(run, "train_log.jsonl"),
-                           "--out", os.path.join(pictures, "curves.png")])
+    run_tool("visualize", ["curves", run, "--labels", "demo LightCLIP", "--out", os.path.join(pictures, "curves.png")])
     run_tool("visualize", ["embed", "--model", "tiny_mobilenetv2", "--checkpoint", checkpoint,
                            "--dataset", "demo", "--root", data, "--out", os.path.join(pictures, "embedding.png")])
 

@@ -47,7 +47,9 @@ def test_eval_tool_writes_one_result_per_task(demo_root, tmp_path, capsys, task,
         assert metrics["num_images"] == 8 and metrics["num_texts"] == 40
         assert metrics["image_to_text_R@1"] <= metrics["image_to_text_R@5"] <= metrics["image_to_text_R@10"]
     out = capsys.readouterr().out
-    assert columns in out and f"wrote {path}" in out
+    header = next(line for line in out.splitlines() if line.startswith("model"))
+    assert " ".join(header.split()[2:]).startswith(" ".join(columns.split())), header  # widths follow the values
+    assert f"wrote {path}" in out
     key = "top1" if task == "zeroshot" else "image_to_text_R@1"
     assert f"{100 * metrics[key]:.2f}" in out
 

@@ -72,7 +72,7 @@ class TrainStep(nn.Cell):
 
     def construct(self, lr, progress, do_update, *batch):
         loss, parts = self.objective(progress, *batch)  # scalar, (P,)
-        scale = self.loss_scale
+        scale = self.loss_scale * 1.0  # the value this step uses (the Parameter is updated below)
         sens = (ops.cast(scale, loss.dtype), ops.zeros_like(parts))
         grads = self.grad(self.objective, self.weights)(progress, *batch, sens)
         grads = self.hyper_map(ops.partial(_unscale, 1.0 / scale), grads)
