@@ -63,7 +63,7 @@ def _type_name(tp):
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value, tp, key, source):
+def _coerce(value, tp, key, source, validate=True):
     """Check `value` against the annotation `tp`, converting only where it is lossless."""
     origin = typing.get_origin(tp)
     if tp is typing.Any:
@@ -77,14 +77,14 @@ def _coerce(value, tp, key, source):
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key, source)
+                return _coerce(value, arg, key, source, validate)
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{source}: '{key}' has an invalid value {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a section (mapping), got {value!r}")
-        return from_dict(tp, value, source, prefix=key + ".")
+        return from_dict(tp, value, source, prefix=key + ".", validate=validate)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
@@ -128,11 +128,12 @@ def _coerce(value, tp, key, source):
     return value
 
 
-def from_dict(cls, data, source="config", prefix=""):
+def from_dict(cls, data, source="config", prefix="", validate=True):
     """Build dataclass `cls` from a mapping; unknown keys and wrong types raise ConfigError.
 
     `source` names the file (or "override") in every message; `prefix` is the dotted path of
-    this section.
+    this section. `validate=False` checks keys and types only, not the sections' `validate()`
+    (constraints between fields, such as r1 <= r2, hold only once every override is applied).
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: section '{prefix.rstrip('.') or '<top>'}' must be a mapping")
@@ -142,15 +143,15 @@ def from_dict(cls, data, source="config", prefix=""):
     if unknown:
         known = ", ".join(sorted(fields))
         raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (known keys in this section: {known})")
-    kwargs = {name: _coerce(value, hints[name], prefix + name, source) for name, value in data.items()}
+    kwargs = {name: _coerce(value, hints[name], prefix + name, source, validate) for name, value in data.items()}
     try:
         obj = cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{source}: section '{prefix.rstrip('.') or '<top>'}': {e}") from e
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
+    check = getattr(obj, "validate", None) if validate else None
+    if check is not None:
         try:
-            validate()
+            check()
         except ValueError as e:
             raise ConfigError(f"{source}: {prefix}{e}") from e
     return obj
@@ -191,5 +192,5 @@ def load_config(cls, path=None, overrides=(), base=None):
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(data, key, value, source=f"override '{text}'")
-        from_dict(cls, data, f"override '{text}'")
-    return from_dict(cls, data, source)
+        from_dict(cls, data, f"override '{text}'", validate=False)  # names a mistyped key or value
+    return from_dict(cls, data, f"{source} with overrides {list(overrides)}" if overrides else source)

@@ -88,3 +88,12 @@ def test_scientific_notation_without_dot_is_a_float(tmp_path):
     # YAML 1.1 reads "5e-4" as a string; a learning rate written so must still work
     cfg = load_config(RunConfig, None, ["optim.lr=5e-4"], base={})
     assert cfg.optim.lr == pytest.approx(5e-4)
+
+
+def test_overrides_are_validated_together(tmp_path):
+    # r1 <= r2 holds only after both overrides: order must not matter
+    path = write(tmp_path, "loss:\n  r1: 0.33\n  r2: 0.66\n")
+    cfg = load_run_config(path, ["loss.r1=1.0", "loss.r2=1.0"])
+    assert cfg.loss.r1 == cfg.loss.r2 == 1.0
+    with pytest.raises(ConfigError, match="r1/r2"):
+        load_run_config(path, ["loss.r1=0.9"])
