@@ -1,6 +1,6 @@
 """Export a model's image and text towers to MINDIR (dynamic batch), verified against the model.
 
-    python tools/export.py --model lightclip_mobilenetv2 --checkpoint runs/x/ckpt/last.ckpt --out export/
+    python tools/export.py --model lightclip_mobilenetv2 --checkpoint runs/x/last.ckpt --out export/
     python tools/export.py --model tiny_resnet18 --out /tmp/tiny_export          # random weights
     python tools/export.py --model lightclip_resnet18 --checkpoint ... --out export_fp16/ --fp16
 

@@ -3,7 +3,7 @@
     create_model("lightclip_resnet18")
     create_model("tiny_swin", **{"text.layers": 8})          # dotted override
     create_model("tiny_swin", text={"vocab_size": 49409})    # nested override
-    create_model("lightclip_mobilenetv2", checkpoint="runs/x/ckpt/last.ckpt")
+    create_model("lightclip_mobilenetv2", checkpoint="runs/x/last.ckpt")
 """
 import dataclasses
 import os
