@@ -11,6 +11,8 @@ checkpoint's file stem when there is one (`tiny_resnet18@last`), with any charac
 import datetime
 import json
 import os
+
+from mindclip._io import write_json_atomic
 import re
 
 TASKS = ("zeroshot", "retrieval")
@@ -48,12 +50,7 @@ def write_result(output_dir, result):
     """Write `result` (see `make_result`) atomically; return the file path."""
     path = result_path(output_dir, result["model"], result["checkpoint"], result["dataset"], result["task"])
     os.makedirs(output_dir, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, result)
 
 
 def read_result(path):

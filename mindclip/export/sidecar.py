@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 
+from mindclip._io import write_json_atomic
+
 SIDECAR_NAME = "mindclip_export.json"
 FORMAT = "mindclip-export"
 FORMAT_VERSION = 1
@@ -51,13 +53,7 @@ def sidecar_path(export_dir):
 
 def write_sidecar(export_dir, sidecar):
     """Write `sidecar` (a dict) atomically as indented JSON; returns its path."""
-    path = sidecar_path(export_dir)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(sidecar, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(sidecar_path(export_dir), sidecar)
 
 
 def _load_json(path):
