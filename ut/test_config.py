@@ -97,3 +97,9 @@ def test_overrides_are_validated_together(tmp_path):
     assert cfg.loss.r1 == cfg.loss.r2 == 1.0
     with pytest.raises(ConfigError, match="r1/r2"):
         load_run_config(path, ["loss.r1=0.9"])
+
+
+def test_data_method_cannot_contradict_the_run_method(tmp_path):
+    path = write(tmp_path, "method: lightclip\ndata:\n  method: pyramidclip\n")
+    with pytest.raises(ConfigError, match="contradicts"):
+        load_run_config(path)

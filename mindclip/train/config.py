@@ -122,6 +122,10 @@ class RunConfig:
     def validate(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        # the run's method decides the batch columns; data.method is set from it, never on its own
+        if self.data.method not in (DataConfig.method, self.method):
+            raise ValueError(f"data.method={self.data.method!r} contradicts method={self.method!r}: "
+                             f"set only the top-level method")
 
 
 def load_run_config(path, overrides=()):
