@@ -6,6 +6,23 @@ import os as _os
 _os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 _os.environ.setdefault("GLOG_v", "3")
 
+import sys as _sys  # noqa: E402
+
+
+def _quiet_cell_teardown(previous_hook):
+    """At interpreter exit MindSpore's `Cell.__del__` runs after its module globals are gone and
+    raises AttributeError ('NoneType' object has no attribute ...), hundreds of harmless lines
+    (MINDSPORE_FACTS.md) that bury a program's last output. Drop exactly those; pass on the rest."""
+    def hook(unraisable):
+        where = getattr(unraisable.object, "__qualname__", "")
+        if isinstance(unraisable.exc_value, AttributeError) and where == "Cell.__del__":
+            return
+        previous_hook(unraisable)
+    return hook
+
+
+_sys.unraisablehook = _quiet_cell_teardown(_sys.unraisablehook)
+
 from mindclip.tokenizer import Tokenizer, tokenize  # noqa: E402
 
 __version__ = "0.1.0"
