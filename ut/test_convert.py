@@ -24,6 +24,7 @@ from mindclip.models.convert import (convert_open_clip_state, kept_at_init, pres
                                      read_safetensors, read_state_dict)
 from mindclip.models.text import TextTransformer
 from mindclip.models.weights import load_weights
+from tool_loader import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.path.join(ROOT, "ut", "data")
@@ -182,9 +183,7 @@ GOLDEN_RN_OVERRIDES = ["embed_dim=32", "text.context_length=16", "text.vocab_siz
 @pytest.mark.skipif(not _registry_builds_clip_towers(),
                     reason="the registry does not build image.backbone modified_resnet / vit yet (ImageConfig.tower)")
 def test_tools_convert_then_create_model_matches_open_clip(tmp_path):
-    spec = importlib.util.spec_from_file_location("convert_tool", os.path.join(ROOT, "tools", "convert.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("convert")
     weights_path, golden_path = golden_paths("rn")
     output = str(tmp_path / "rn.ckpt")
     argv = [weights_path, "--model", "tiny_rn", "--output", output]

@@ -18,6 +18,7 @@ from mindclip.data.convert import convert, convert_files
 from mindclip.data.images import SKIP_REASONS
 from mindclip.data.sources import RawSample, SourceOptions
 from mindclip.data.validate import RecordOptions
+from tool_loader import load_tool
 
 
 def _image_bytes(mode, size, fmt, seed):
@@ -247,12 +248,8 @@ def test_shards_split_by_size_and_failure_leaves_no_partial_shard(image_folder, 
 
 
 def test_make_mindrecord_cli(image_folder, tmp_path, capsys):
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "make_mindrecord", os.path.join(os.path.dirname(__file__), "..", "tools", "make_mindrecord.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("make_mindrecord")
     path = _write(image_folder, "cli.csv", b"image,text\nimg/rgb.jpg,cli one\nimg/missing.jpg,cli two\n")
     summary = tool.main([path, "--out", str(tmp_path), "--prefix", "val", "--csv-img-key", "image",
                          "--csv-caption-key", "text", "--csv-separator", ",", "--quiet"])

@@ -10,6 +10,7 @@ from PIL import Image
 
 from mindclip.data.demo import COLORS, N_RETRIEVAL_CAPTIONS, SHAPES, class_names, make_demo_data
 from mindclip.data.pipeline import DataConfig, create_dataset
+from tool_loader import load_tool
 
 
 def _digest(folder):
@@ -78,12 +79,8 @@ def test_demo_shards_feed_a_pyramidclip_batch(demo):
 
 
 def test_make_demo_data_cli(tmp_path):
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "make_demo_data", os.path.join(os.path.dirname(__file__), "..", "tools", "make_demo_data.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("make_demo_data")
     summaries = tool.main(["--out", str(tmp_path), "--n-train", "8", "--n-val", "4", "--image-size", "32"])
     assert summaries["train"].written == 8 and summaries["val"].written == 4
     assert sorted(os.listdir(tmp_path / "images" / "train")) == [f"{i:06d}.jpg" for i in range(8)]

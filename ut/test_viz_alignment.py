@@ -1,8 +1,6 @@
 """Token-alignment maps: geometry on synthetic tokens, the model features, checkpoints, the tool."""
 import contextlib
-import importlib.util
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -10,16 +8,9 @@ from PIL import Image
 
 import mindclip
 from mindclip.viz import alignment
+from tool_loader import load_tool
 
 GRID = (3, 4)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("tool_visualize", os.path.join(ROOT, "tools", "visualize.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +163,7 @@ def test_tool_reads_the_token_projection_of_a_checkpoint(tmp_path, tokenizer):
     """A training-style checkpoint (MLM vocabulary, pretrain.image_token_proj) drives the assignment."""
     from mindclip.models.weights import save_weights
 
-    visualize = load_tool()
+    visualize = load_tool("visualize")
 
     model = mindclip.create_model("tiny_mobilenetv2", **{"text.vocab_size": 49409})
     projection = np.random.default_rng(1).normal(size=(32, model.visual.stage_channels[3])).astype(np.float32)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mindclip.viz import curves
+from tool_loader import load_tool
 
 
 def _record(step, loss, parts, finite=True, lr=1e-3, scale=14.3, ips=50.0):
@@ -80,13 +81,9 @@ def test_a_part_that_is_zero_at_every_step_is_a_disabled_loss(tmp_path):
 
 
 def test_the_tool_reports_bad_input_with_exit_status_2(tmp_path, capsys):
-    import importlib.util
     import os
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "visualize.py")
-    spec = importlib.util.spec_from_file_location("tool_visualize", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("visualize")
     empty = tmp_path / "train_log.jsonl"
     empty.write_text("")
     assert tool.main(["curves", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 2

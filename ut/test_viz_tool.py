@@ -1,5 +1,4 @@
 """tools/visualize.py on a real (tiny) LightCLIP run: its log, its checkpoint, the demo's held-out set."""
-import importlib.util
 import json
 import os
 
@@ -7,15 +6,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from tool_loader import load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
