@@ -21,6 +21,7 @@ import mindspore.dataset as ds
 import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
+from mindclip.data.buckets import DEFAULT_BUCKETS, TrimToBucket, resolve_buckets
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
 from mindclip.data.text_augment import TextAugmenter, load_synonyms
 from mindclip.data.transforms import AUGMENT_RECIPES, eval_transform, train_transform
@@ -61,7 +62,10 @@ class DataConfig:
     seed: int = 0
     """Seed of the row order, text augmentation and MLM masks."""
     context_length: int = 77
-    """Token row length."""
+    """Token row length (the longest caption kept: longer ones are cut, as CLIP's tokenizer does)."""
+    text_buckets: Tuple[int, ...] = DEFAULT_BUCKETS
+    """Exact text-length buckets: each batch's token rows are cut to the smallest of these lengths
+    (and context_length) that holds every row's last token; [] keeps context_length (mindclip/data/buckets.py)."""
     method: str = "clip"
     """"clip", "lightclip" or "pyramidclip": decides the batch columns (docs/architecture.md, Batches)."""
     mask_prob: float = 0.15
@@ -92,6 +96,12 @@ class DataConfig:
         for name in ("mask_prob", "text_synonym_prob", "text_swap_prob", "text_delete_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+        resolve_buckets(self.text_buckets, self.context_length)
+
+    @property
+    def buckets(self):
+        """The text lengths a batch may have, ascending; the last is context_length."""
+        return resolve_buckets(self.text_buckets, self.context_length)
 
 
 def list_shards(spec):
@@ -192,7 +202,8 @@ def create_dataset(cfg, rank=0, world_size=1, epoch=0, skip_batches=0, training=
         shards: shard spec to read instead of cfg.train_shards (False) / cfg.val_shards.
         return_ids: append an `id (B,) int64` column (the pair's id in the shards).
 
-    Returns a batched dataset with the columns of docs/architecture.md (Batches) for cfg.method.
+    Returns a batched dataset with the columns of docs/architecture.md (Batches) for cfg.method;
+    text columns are cut to the batch's length bucket (`cfg.buckets`, exact: mindclip/data/buckets.py).
     """
     files = list_shards(shards or (cfg.train_shards if training else cfg.val_shards))
     rows = rank_rows(count_rows(files), rank, world_size, epoch, cfg.seed, training and cfg.shuffle,
@@ -215,7 +226,12 @@ def create_dataset(cfg, rank=0, world_size=1, epoch=0, skip_batches=0, training=
                               output_columns=["roi", "roi_count"], num_parallel_workers=workers)
         output += ["roi", "roi_count"]
     dataset = dataset.project(output + (["id"] if return_ids else []))
-    return dataset.batch(cfg.batch_size, drop_remainder=training, num_parallel_workers=workers)
+    dataset = dataset.batch(cfg.batch_size, drop_remainder=training, num_parallel_workers=workers)
+    if len(cfg.buckets) == 1:
+        return dataset
+    text = _TEXT_COLUMNS[cfg.method]
+    return dataset.map(TrimToBucket(cfg.buckets, cfg.method, cfg.mask_prob), input_columns=text,
+                       output_columns=text, num_parallel_workers=workers)
 
 
 def _map_images(dataset, cfg, training, workers):

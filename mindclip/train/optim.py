@@ -7,12 +7,26 @@ import mindspore as ms
 from mindspore import nn, ops
 
 _adamw = ops.MultitypeFuncGraph("adamw")
+_fused_adam_weight_decay = ops.AdamWeightDecay()
 
 
 @_adamw.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
                  "Tensor", "Tensor", "Tensor", "Tensor")
 def _adamw_update(lr, beta1, beta2, eps, bias1, bias2, weight_decay, param, m, v, grad):
+    """torch.optim.AdamW's update of one parameter.
+
+    fp32 parameters use MindSpore's fused AdamWeightDecay kernel (one pass instead of about a
+    dozen elementwise ops: 0.9 s -> see docs/performance.md for a 50 M-parameter CLIP on CPU). It
+    has no bias correction, so the correction is folded into its inputs, exactly in real numbers:
+    lr * (m/b1) / (sqrt(v/b2) + eps) = lr' * m / (sqrt(v) + eps') with lr' = lr * sqrt(b2) / b1 and
+    eps' = eps * sqrt(b2); then the decay term lr * wd * p needs wd' = wd * b1 / sqrt(b2).
+    """
     grad = ops.cast(grad, ms.float32)
+    if param.dtype == ms.float32:
+        root2 = ops.sqrt(bias2)
+        _fused_adam_weight_decay(param, m, v, lr * root2 / bias1, beta1, beta2, eps * root2,
+                                 weight_decay * bias1 / root2, grad)
+        return True
     m_new = beta1 * m + (1.0 - beta1) * grad
     v_new = beta2 * v + (1.0 - beta2) * grad * grad
     update = (m_new / bias1) / (ops.sqrt(v_new / bias2) + eps)

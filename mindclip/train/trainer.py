@@ -20,6 +20,8 @@ from mindclip.train.optim import AdamW, decays_weight
 from mindclip.train.schedule import warmup_cosine_lr
 from mindclip.train.step import TrainStep
 
+TEXT_COLUMN = {"clip": 1, "lightclip": 1, "pyramidclip": 2}  # the caption tokens' place in a batch
+
 
 def launched_by_msrun():
     """msrun (and mpirun-style launchers) export the worker count to every process."""
@@ -168,7 +170,8 @@ class Trainer:
             finite = bool(finite.asnumpy())
             pos["skipped_steps"] += int(not finite)
             pos["step"] += 1
-            last_record = self._record(loss, parts, finite, time.time() - t0, batch[0].shape[0])
+            last_record = self._record(loss, parts, finite, time.time() - t0, batch[0].shape[0],
+                                       batch[TEXT_COLUMN[self.cfg.method]].shape[1])
             self.logger.log(last_record)
             if not finite:
                 self.logger.message(f"step {pos['step']}: non-finite loss or gradients "
@@ -196,7 +199,7 @@ class Trainer:
         self.net.set_train(True)  # the evaluator runs the towers in inference mode
         self.logger.log_eval(self.position["step"], metrics)
 
-    def _record(self, loss, parts, finite, step_time, local_batch):
+    def _record(self, loss, parts, finite, step_time, local_batch, text_length):
         step = self.position["step"]
         images = local_batch * self.world * self.accum
         return {
@@ -204,6 +207,6 @@ class Trainer:
             "loss": float(loss.asnumpy()),
             "parts": {name: float(v) for name, v in zip(self.objective.part_names, parts.asnumpy())},
             "logit_scale": float(np.exp(self.clip.logit_scale.asnumpy())),
-            "step_time": step_time, "images_per_s": images / max(step_time, 1e-9),
+            "step_time": step_time, "images_per_s": images / max(step_time, 1e-9), "text_length": text_length,
             "skipped_steps": self.position["skipped_steps"], "finite": finite,
         }
