@@ -30,8 +30,27 @@ outside the timed steps) with `torch.utils.flop_counter.FlopCounterMode` (matrix
 convolutions and attention; element-wise work is not counted). `--count-flops-only` counts and exits.
 The text position table has `--text-length` rows (open_clip's forward adds the whole table), so a
 shorter length changes the parameter count a little and the FLOPs exactly as mindclip's bucketing.
+
+`--pieces a,b,c` times parts of the step instead, by the definitions of tools/profile_step.py (the
+MindSpore side), each as: one untimed call, one warm-up call, then `--steps` timed calls (median;
+`--warmup` and `--count-flops` are not used). Forward + backward (`loss.backward()`, gradients set to
+None before each call) unless said otherwise; fixed random inputs from NumPy `default_rng(1)`:
+  image_tower      clip.visual(images), loss = (out * sin(arange)).sum()
+  text_tower       clip.encode_text(tokens) (token table included), same weighted-sum loss
+  token_table      the token lookup alone and its dense (vocab x 512) table gradient
+  text_no_table    text_tower with the token table frozen (requires_grad off during the call)
+  inst_loss        the method's instance loss on fixed (B, 512) features, logit scale 14.28
+                   (--method clip: open_clip's ClipLoss, as this benchmark's step uses)
+  token_loss       token-alignment loss (host Hungarian) on fixed token features      [lightclip]
+  mlm_branch       masked-text pass, fusion, both MLM heads and losses; image stages fixed [lightclip]
+  optimizer        AdamW.step() only, fixed random gradients (default_rng(2), x 1e-3) set once
+  train_step       the whole step that the normal run times
+One line per piece (`name  X.XXX s`), then a JSON line {framework, method, batch, image_size,
+text_length, threads, pieces: {name: {step_s}}} (also appended to `--json`). LightCLIP-only names are
+skipped for --method clip, as profile_step.py does.
 """
 import argparse
+import contextlib
 import copy
 import importlib.abc
 import importlib.machinery
@@ -80,6 +99,10 @@ def parse_args(argv=None):
     p.add_argument("--count-flops-only", action="store_true", help="count the FLOPs of one step, no timing")
     p.add_argument("--check-import", action="store_true", help="import open_clip, print versions, exit")
     p.add_argument("--json", default=None, help="append the result as a JSON line to this file")
+    p.add_argument("--pieces", default=None,
+                   help="time these parts of the step instead (comma-separated subset of: "
+                        "image_tower, text_tower, token_table, text_no_table, inst_loss, token_loss, "
+                        "mlm_branch, optimizer, train_step)")
     return p.parse_args(argv)
 
 
@@ -632,6 +655,186 @@ def time_steps(net, clip, objective, optimizer, batch, steps, warmup):
     return first, np.array(times), out
 
 
+# --- per-piece timing (--pieces): tools/profile_step.py's pieces on the PyTorch model ---------------
+
+PIECES = ("image_tower", "text_tower", "token_table", "text_no_table", "inst_loss", "token_loss",
+          "mlm_branch", "optimizer", "train_step")
+LIGHTCLIP_ONLY = ("token_loss", "mlm_branch")
+FIXED_LOGIT_SCALE = 14.28  # profile_step.py's inst_loss input (about exp(ln(1/0.07)))
+
+
+def selected_pieces(spec, method):
+    """`--pieces` text -> the names to time, in the given order; lightclip-only names dropped for clip."""
+    wanted = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(PIECES))
+    if unknown:
+        raise SystemExit(f"--pieces: unknown {unknown}; choose from {PIECES}")
+    if method == "clip":
+        wanted = [name for name in wanted if name not in LIGHTCLIP_ONLY]
+    return wanted
+
+
+def weighted_sum(out):
+    """(out * sin(arange(out.numel())).reshape(out.shape)).sum(): a scalar whose gradient reaches every output."""
+    weights = torch.sin(torch.arange(out.numel(), dtype=out.dtype)).reshape(out.shape)
+    return (out * weights).sum()
+
+
+@contextlib.contextmanager
+def frozen(param):
+    """Turn off `param.requires_grad` inside the block (autograd then skips its gradient), restore after."""
+    was = param.requires_grad
+    param.requires_grad_(False)
+    try:
+        yield param
+    finally:
+        param.requires_grad_(was)
+
+
+def backward_call(loss_fn, leaves):
+    """A call: set the gradients of `leaves` to None, then loss_fn().backward()."""
+    def call():
+        for leaf in leaves:
+            leaf.grad = None  # = zero_grad(set_to_none=True)
+        loss_fn().backward()
+
+    return call
+
+
+def fixed_inputs(method, batch_size, image_size, text_length, embed_dim=EMBED_DIM):
+    """profile_step.py's fixed random inputs, drawn in its order from default_rng(1), as leaf tensors.
+
+    features: 2 x (B, E) for inst_loss; lightclip adds image_tokens (B, (size/32)^2, E) and
+    text_tokens (B, L, E) for token_loss. All require grad (the losses' inputs are differentiated).
+    """
+    rng = np.random.default_rng(1)
+
+    def draw(*shape):
+        return torch.from_numpy(rng.standard_normal(shape).astype(np.float32)).requires_grad_(True)
+
+    inputs = {"features": [draw(batch_size, embed_dim) for _ in range(2)]}
+    if method == "lightclip":
+        grid = (image_size // 32) ** 2
+        inputs["image_tokens"] = draw(batch_size, grid, embed_dim)
+        inputs["text_tokens"] = draw(batch_size, text_length, embed_dim)
+    return inputs
+
+
+def inst_loss_fn(oc, method):
+    """(image_features, text_features, logit_scale_exp) -> the instance loss this benchmark's step uses."""
+    if method == "clip":
+        return oc.loss.ClipLoss()
+    return lambda a, b, scale: instance_loss(a, b, scale, PROGRESS)
+
+
+def mlm_outputs(pretrain, stages, mlm_tokens, mlm_positions):
+    """The MLM half of LightCLIPPretrain.forward (mindclip's `_mlm_outputs`): -> (text_logits, fuse_logits)."""
+    _, t2, t3, t4 = text_stages(pretrain.clip, mlm_tokens)  # 4 x (B, L, W)
+    text_logits = pretrain.mlm_text_head(gather_positions(t4, mlm_positions))  # (B, K, V)
+    fused2 = pretrain.fusion2(gather_positions(t2, mlm_positions), stages[1])  # (B, K, W)
+    fused3 = pretrain.fusion3(gather_positions(t3, mlm_positions), stages[2])  # (B, K, W)
+    fuse_logits = pretrain.mlm_fuse_head(torch.cat((fused2, fused3), dim=-1))  # (B, K, V)
+    return text_logits, fuse_logits
+
+
+def tower_pieces(net, clip, batch):
+    """name -> setup() -> call, for image_tower, text_tower, token_table, text_no_table."""
+    images, tokens = batch["images"], batch["tokens"]
+    params = list(net.parameters())
+    table = clip.token_embedding.weight
+
+    def text_no_table():
+        with frozen(table):
+            return weighted_sum(clip.encode_text(tokens))
+
+    return {
+        "image_tower": lambda: backward_call(lambda: weighted_sum(clip.visual(images)), params),
+        "text_tower": lambda: backward_call(lambda: weighted_sum(clip.encode_text(tokens)), params),
+        "token_table": lambda: backward_call(lambda: weighted_sum(clip.token_embedding(tokens)), params),
+        "text_no_table": lambda: backward_call(text_no_table, params),
+    }
+
+
+def loss_pieces(oc, method, inputs, tokens):
+    """name -> setup() -> call, for inst_loss and (lightclip) token_loss: gradients to the fixed inputs."""
+    inst = inst_loss_fn(oc, method)
+    scale = torch.tensor(FIXED_LOGIT_SCALE)
+    a, b = inputs["features"]
+    pieces = {"inst_loss": lambda: backward_call(
+        lambda: inst(F.normalize(a, dim=-1), F.normalize(b, dim=-1), scale), (a, b))}
+    if method == "lightclip":
+        image_tokens, text_tokens = inputs["image_tokens"], inputs["text_tokens"]
+        pieces["token_loss"] = lambda: backward_call(
+            lambda: token_alignment_loss(image_tokens, text_tokens, text_word_mask(tokens)),
+            (image_tokens, text_tokens))
+    return pieces
+
+
+def mlm_branch_setup(net, clip, batch):
+    """setup() -> call for mlm_branch: the image stages are computed once (no grad) and held fixed."""
+    with torch.no_grad():
+        stages = [stage.detach() for stage in image_stages(clip.visual, batch["images"])]
+    labels = batch["mlm_labels"]
+
+    def loss():
+        text_logits, fuse_logits = mlm_outputs(net, stages, batch["mlm_tokens"], batch["mlm_positions"])
+        return (mlm_loss(text_logits, labels) + mlm_loss(fuse_logits, labels)) / 2
+
+    return backward_call(loss, list(net.parameters()))
+
+
+def optimizer_setup(optimizer):
+    """setup() -> call for optimizer: fixed random gradients (x 1e-3) assigned to .grad once, then step()."""
+    rng = np.random.default_rng(2)
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            grad = np.float32(1e-3) * rng.standard_normal(tuple(p.shape), dtype=np.float32)
+            p.grad = torch.as_tensor(grad, dtype=p.dtype).reshape(p.shape)  # 0-d draws are NumPy scalars
+    return optimizer.step
+
+
+def piece_setups(oc, method, net, clip, objective, optimizer, batch, image_size, text_length):
+    """name -> setup(): each setup prepares its piece (right before it is timed) and returns its call."""
+    inputs = fixed_inputs(method, batch["images"].shape[0], image_size, text_length)
+    setups = {**tower_pieces(net, clip, batch), **loss_pieces(oc, method, inputs, batch["tokens"])}
+    if method == "lightclip":
+        setups["mlm_branch"] = lambda: mlm_branch_setup(net, clip, batch)
+    setups["optimizer"] = lambda: optimizer_setup(optimizer)
+    setups["train_step"] = lambda: (lambda: train_step(net, clip, objective, optimizer, batch))
+    return setups
+
+
+def time_piece(call, steps):
+    """(first call s, median of `steps` calls after one untimed warm-up call)."""
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    call()  # warm-up
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+def run_pieces(args, oc, net, clip, objective, batch, wanted):
+    """Time each wanted piece, print `name  X.XXX s` lines and the JSON line; returns the result dict."""
+    optimizer = build_optimizer(net)
+    setups = piece_setups(oc, args.method, net, clip, objective, optimizer, batch, args.image_size,
+                          args.text_length)
+    rows = {}
+    for name in wanted:
+        _, median = time_piece(setups[name](), args.steps)
+        rows[name] = {"step_s": round(median, 3)}
+        print(f"{name:14s} {median:8.3f} s", flush=True)
+    result = {"framework": "open_clip", "method": args.method, "batch": args.batch,
+              "image_size": args.image_size, "text_length": args.text_length,
+              "threads": torch.get_num_threads(), "pieces": rows}
+    emit(result, args.json)
+    return result
+
+
 def versions(oc):
     return {"torch": torch.__version__, "open_clip": oc.version, "timm": oc.timm.__version__,
             "torchvision_stub": oc.torchvision_stub}
@@ -648,6 +851,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.steps < 1 and not (args.count_flops_only or args.check_import):
         raise SystemExit("--steps must be >= 1")
+    wanted = selected_pieces(args.pieces, args.method) if args.pieces else None
     torch.set_num_threads(args.threads)
     oc = import_open_clip()
     if args.check_import:
@@ -657,6 +861,8 @@ def main(argv=None):
     net.train()
     channels, strides = check_image_stages(clip.visual, args.image_size)
     batch = load_batch(args)
+    if wanted is not None:
+        return run_pieces(args, oc, net, clip, objective, batch, wanted)
     result = {
         "model": "lightclip_mobilenetv2 (open_clip CLIP, timm mobilenetv2_100 cut at 320 ch)",
         "framework": "open_clip", "method": args.method, "batch": args.batch, "image_size": args.image_size,

@@ -1,22 +1,22 @@
 """Side-by-side train-step benchmark: mindclip (MindSpore) against open_clip (PyTorch), same model and batch.
 
     python tools/bench_side_by_side.py --batch 32 --image-size 224 --steps 5 --warmup 2
-    python tools/bench_side_by_side.py --methods lightclip --mindclip-text-length 32 --json bench.jsonl
+    python tools/bench_side_by_side.py --lengths cc3m --buckets 16,32,48 --json bench.jsonl
+    python tools/bench_side_by_side.py --mindclip-root /tmp/mindclip-before    # an older checkout
 
-Runs under mindclip's interpreter. For each method (default: clip and lightclip) it builds the fixed
-synthetic batch once with `synthetic_batch` of tools/bench_train.py (NumPy `default_rng(0)`), saves it
-to a temporary .npz, runs tools/bench_train.py (`sys.executable`, graph mode) and then
-tools/bench_open_clip.py under the PyTorch interpreter (`--torch-python`, env MINDCLIP_TORCH_PYTHON,
-default /work/refvenv/bin/python) on that .npz, with `--count-flops`. bench_train.py builds its own
-batch by the same recipe and seed, so both frameworks see the same arrays at the same text length.
+Runs under mindclip's interpreter. For each method (default: clip and lightclip) it builds one
+fixed synthetic batch (`synthetic_arrays` of tools/bench_train.py, NumPy `default_rng(0)`, caption
+lengths `--lengths`), runs tools/bench_train.py on it (graph mode) and then tools/bench_open_clip.py
+under the PyTorch interpreter (`--torch-python`, env MINDCLIP_TORCH_PYTHON, default
+/work/refvenv/bin/python) on the same arrays, with `--count-flops`. With `--buckets` mindclip's copy
+of the batch is cut to the batch's text-length bucket exactly as its pipeline does
+(`mindclip.data.buckets.TrimToBucket`); open_clip always runs the full `--text-length` rows, as it does.
 
 The model is `lightclip_mobilenetv2` on both sides (open_clip CLIP + timm mobilenetv2_100 cut at 320
 channels; see tools/bench_open_clip.py). FLOPs per step come from PyTorch's FlopCounterMode on the
 open_clip network (forward + backward of one step; matrix products, convolutions, attention) and
-are used for both rows: the two networks have the same layers and shapes. With
-`--mindclip-text-length` mindclip runs at that (bucketed) length while open_clip keeps the full
-length, as open_clip does; the mindclip FLOPs then come from a second count at that length
-(`bench_open_clip.py --count-flops-only`).
+are used for both rows: the two networks have the same layers and shapes; for a cut batch mindclip's
+FLOPs are counted again at the cut length (`bench_open_clip.py --count-flops-only`).
 
 The table's ratio is open_clip step / mindclip step: above 1 means mindclip is faster.
 """
@@ -27,13 +27,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import types
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_TRAIN = os.path.join(ROOT, "tools", "bench_train.py")
 BENCH_OPEN_CLIP = os.path.join(ROOT, "tools", "bench_open_clip.py")
+sys.path.insert(0, ROOT)
 MODEL = "lightclip_mobilenetv2"
 DEFAULT_TORCH_PYTHON = "/work/refvenv/bin/python"
 BATCH_COLUMNS = {"clip": ("images", "tokens"),
@@ -46,8 +46,14 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--text-length", type=int, default=77, help="token positions (open_clip always uses this)")
-    p.add_argument("--mindclip-text-length", type=int, default=None,
-                   help="run mindclip at this bucketed length instead (default: --text-length)")
+    p.add_argument("--lengths", default="uniform", choices=["uniform", "cc3m"],
+                   help="caption lengths of the synthetic batch (tools/bench_train.py --lengths)")
+    p.add_argument("--buckets", default="",
+                   help="mindclip's text buckets, e.g. 16,32,48: its copy of the batch is cut to the batch's "
+                        "bucket exactly as the pipeline does (default: off, both sides run --text-length)")
+    p.add_argument("--mindclip-root", default=ROOT,
+                   help="the mindclip checkout whose tools/bench_train.py runs (e.g. an older commit for a "
+                        "before/after table; it then builds the batch itself: needs --lengths uniform, no --buckets)")
     p.add_argument("--steps", type=int, default=5, help="timed steps after the warm-up ones (both sides)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after the first one (both sides)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: bench_open_clip's)")
@@ -65,17 +71,24 @@ def load_tool(path, name):
     return module
 
 
-def save_batch(method, batch, image_size, length, path):
-    """bench_train.synthetic_batch(method, ..., default_rng(0)) -> .npz with the method's columns."""
-    bench_train = load_tool(BENCH_TRAIN, "bench_train")
-    # synthetic_batch reads only clip.config.image.image_size from the model
-    clip = types.SimpleNamespace(config=types.SimpleNamespace(image=types.SimpleNamespace(image_size=image_size)))
-    columns = bench_train.synthetic_batch(method, clip, batch, length, np.random.default_rng(0))
-    names = BATCH_COLUMNS[method]
-    if len(columns) != len(names):
-        raise RuntimeError(f"bench_train.synthetic_batch gave {len(columns)} columns for {method}, expected {names}")
-    np.savez(path, **{name: column.asnumpy() for name, column in zip(names, columns)})
+def save_batch(arrays, path):
+    np.savez(path, **arrays)
     return path
+
+
+def make_batches(method, args):
+    """(open_clip's arrays with full rows, mindclip's arrays cut to the batch's bucket)."""
+    bench_train = load_tool(BENCH_TRAIN, "bench_train")
+    full = bench_train.synthetic_arrays(method, args.image_size, args.batch, args.text_length,
+                                        np.random.default_rng(0), args.lengths)
+    if not args.buckets:
+        return full, full
+    from mindclip.data.buckets import TrimToBucket, resolve_buckets
+
+    buckets = resolve_buckets([int(b) for b in args.buckets.split(",") if b.strip()], args.text_length)
+    names = [n for n in full if n != "images"]
+    cut = TrimToBucket(buckets, method)(*[full[n] for n in names])
+    return full, dict(images=full["images"], **dict(zip(names, cut)))
 
 
 def run_for_json(command, json_path, what):
@@ -109,7 +122,9 @@ class SideBySide:
     def __init__(self, args, workdir):
         self.args = args
         self.workdir = workdir
-        self.mindclip_length = args.mindclip_text_length or args.text_length
+        if os.path.abspath(args.mindclip_root) != ROOT and (args.buckets or args.lengths != "uniform"):
+            raise SystemExit("--mindclip-root: the other checkout builds its own batch; use --lengths uniform "
+                             "and no --buckets")
 
     def _path(self, name):
         return os.path.join(self.workdir, name)
@@ -122,11 +137,13 @@ class SideBySide:
     def _timing_args(self):
         return ["--steps", str(self.args.steps), "--warmup", str(self.args.warmup)]
 
-    def mindclip(self, method):
+    def mindclip(self, method, batch_npz):
         out = self._path(f"mindclip_{method}.jsonl")
-        command = ([sys.executable, BENCH_TRAIN, "--model", MODEL] + self._shape_args(method, self.mindclip_length)
-                   + self._timing_args() + ["--json", out])
-        return run_for_json(command, out, f"mindclip {method}")
+        bench = os.path.join(self.args.mindclip_root, "tools", "bench_train.py")
+        command = [sys.executable, bench, "--model", MODEL] + self._shape_args(method, self.args.text_length)
+        if os.path.abspath(self.args.mindclip_root) == ROOT:
+            command += ["--batch-npz", batch_npz]
+        return run_for_json(command + self._timing_args() + ["--json", out], out, f"mindclip {method}")
 
     def open_clip(self, method, batch_npz):
         out = self._path(f"open_clip_{method}.jsonl")
@@ -136,10 +153,9 @@ class SideBySide:
             command += ["--threads", str(self.args.threads)]
         return run_for_json(command, out, f"open_clip {method}")
 
-    def flops_at(self, method, length):
-        """FLOPs of one step at another text length (the open_clip network, counted, not timed)."""
-        batch_npz = save_batch(method, self.args.batch, self.args.image_size, length,
-                               self._path(f"batch_{method}_{length}.npz"))
+    def flops_of(self, method, arrays, batch_npz):
+        """FLOPs of one step on a batch of another text length (the open_clip network, counted, not timed)."""
+        length = arrays["tokens"].shape[1]
         out = self._path(f"flops_{method}_{length}.jsonl")
         command = ([self.args.torch_python, BENCH_OPEN_CLIP] + self._shape_args(method, length)
                    + ["--batch-npz", batch_npz, "--count-flops-only", "--json", out])
@@ -147,19 +163,19 @@ class SideBySide:
 
     def row(self, method):
         a = self.args
-        batch_npz = save_batch(method, a.batch, a.image_size, a.text_length,
-                               self._path(f"batch_{method}_{a.text_length}.npz"))
-        ms_result = self.mindclip(method)
-        oc_result = self.open_clip(method, batch_npz)
+        full, cut = make_batches(method, a)
+        full_npz = save_batch(full, self._path(f"batch_{method}_full.npz"))
+        cut_npz = save_batch(cut, self._path(f"batch_{method}_cut.npz"))
+        ms_result = self.mindclip(method, cut_npz)
+        oc_result = self.open_clip(method, full_npz)
         oc_flops = oc_result["flops_per_step"]
-        if self.mindclip_length == a.text_length:
-            ms_flops = oc_flops
-        else:
-            ms_flops = self.flops_at(method, self.mindclip_length)
+        ms_length = cut["tokens"].shape[1]
+        ms_flops = oc_flops if ms_length == a.text_length else self.flops_of(method, cut, cut_npz)
         ms_step, oc_step = ms_result["step_s_median"], oc_result["step_s_median"]
         return {
             "method": method, "model": MODEL, "batch": a.batch, "image_size": a.image_size,
-            "mindclip_text_length": self.mindclip_length, "open_clip_text_length": a.text_length,
+            "lengths": a.lengths, "buckets": a.buckets, "mindclip_root": os.path.abspath(a.mindclip_root),
+            "mindclip_text_length": ms_length, "open_clip_text_length": a.text_length,
             "mindclip_step_s": ms_step, "open_clip_step_s": oc_step,
             "ratio_open_clip_over_mindclip": round(oc_step / ms_step, 3),
             "mindclip_flops_per_step": ms_flops, "open_clip_flops_per_step": oc_flops,

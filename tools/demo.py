@@ -55,7 +55,8 @@ def main(argv=None):
         train_argv += ["--set", override]
     run_tool("train", train_argv)
     checkpoint = os.path.join(run, "last.ckpt")
-    model = ["--model", "tiny_mobilenetv2", "--checkpoint", checkpoint]
+    model_name = recipe_model(args.config, args.overrides)
+    model = ["--model", model_name, "--checkpoint", checkpoint]
     results = os.path.join(args.out, "results")
     run_tool("eval", model + ["--task", "zeroshot", "--dataset", "demo", "--root", data,
                               "--output-dir", results, "--no-progress"])
@@ -70,19 +71,27 @@ def main(argv=None):
     run_tool("infer", ["--export", export, "--images", *images, "--classes", *classes,
                        "--templates", *templates, "--top-k", "3"])
     if not args.skip_pictures:
-        run_pictures(checkpoint, run, data, pictures)
+        run_pictures(model_name, checkpoint, run, data, pictures)
     print(f"\ndemo finished in {time.time() - started:.0f} s; everything is under {args.out}/")
     return 0
 
 
-def run_pictures(checkpoint, run, data, pictures):
+def recipe_model(config, overrides):
+    """The model preset the recipe (with the command line's overrides) trains."""
+    from mindclip.config import load_config
+    from mindclip.train.config import RunConfig
+
+    return load_config(RunConfig, config, overrides).model.name
+
+
+def run_pictures(model_name, checkpoint, run, data, pictures):
     """The three pictures of docs/visualisation.md for the demo model."""
     image = os.path.join(data, "images", "val", "green_cross", "000010.jpg")  # seed 0 demo data
-    run_tool("visualize", ["align", "--model", "tiny_mobilenetv2", "--checkpoint", checkpoint,
+    run_tool("visualize", ["align", "--model", model_name, "--checkpoint", checkpoint,
                            "--image", image, "--caption", "a large green cross on the left",
                            "--out", os.path.join(pictures, "alignment.png")])
     run_tool("visualize", ["curves", run, "--labels", "demo LightCLIP", "--out", os.path.join(pictures, "curves.png")])
-    run_tool("visualize", ["embed", "--model", "tiny_mobilenetv2", "--checkpoint", checkpoint,
+    run_tool("visualize", ["embed", "--model", model_name, "--checkpoint", checkpoint,
                            "--dataset", "demo", "--root", data, "--out", os.path.join(pictures, "embedding.png")])
 
 

@@ -1,9 +1,9 @@
 """Evaluate a CLIP checkpoint: zero-shot classification or image-text retrieval (see docs/evaluation.md).
 
     # zero-shot on the demo's held-out images, and retrieval on their captions
-    python tools/eval.py --model tiny_mobilenetv2 --checkpoint runs/demo/last.ckpt \
+    python tools/eval.py --model tiny_resnet18 --checkpoint runs/demo/last.ckpt \
         --task zeroshot --dataset demo --root demo_out/data
-    python tools/eval.py --model tiny_mobilenetv2 --checkpoint runs/demo/last.ckpt \
+    python tools/eval.py --model tiny_resnet18 --checkpoint runs/demo/last.ckpt \
         --task retrieval --dataset demo --root demo_out/data
     # the paper's datasets
     python tools/eval.py --model lightclip_resnet18 --checkpoint ck.ckpt --task zeroshot \

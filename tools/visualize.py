@@ -1,14 +1,14 @@
 """Draw the pictures of a run (see docs/visualisation.md): token alignment, training curves, embeddings.
 
     # which patches each word is matched to (LightCLIP Fig. 3)
-    python tools/visualize.py align --model tiny_mobilenetv2 --checkpoint demo_out/run/last.ckpt \
+    python tools/visualize.py align --model tiny_resnet18 --checkpoint demo_out/run/last.ckpt \
         --image demo_out/data/images/val/green_cross/000010.jpg --caption "a large green cross on the left" \
         --out demo_out/align.png
     # every loss part, lr, logit_scale and images/s of one or more runs, overlaid
     python tools/visualize.py curves demo_out/run runs/clip/train_log.jsonl --labels lightclip clip \
         --out demo_out/curves.png
     # image embeddings of a labelled set in 2-D (PCA and t-SNE), coloured by class (LightCLIP Fig. 4)
-    python tools/visualize.py embed --model tiny_mobilenetv2 --checkpoint demo_out/run/last.ckpt \
+    python tools/visualize.py embed --model tiny_resnet18 --checkpoint demo_out/run/last.ckpt \
         --dataset demo --root demo_out/data --out demo_out/embed.png
 
 Preset changes go through --set KEY=VALUE as in tools/eval.py (the text table's size is taken from

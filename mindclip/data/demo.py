@@ -35,8 +35,8 @@ from mindclip.data.validate import ROI_DIM, RecordOptions
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "star")
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
           "yellow": (230, 210, 40), "purple": (150, 60, 190), "orange": (245, 140, 30)}
-SIZES = {"small": (0.12, 0.16), "large": (0.24, 0.30)}  # radius as a fraction of the side
-POSITIONS = {"left": 0.27, "middle": 0.5, "right": 0.73}  # x of the centre as a fraction
+SIZES = {"small": (0.19, 0.23), "large": (0.30, 0.35)}  # radius as a fraction of the side
+POSITIONS = {"left": 0.36, "middle": 0.5, "right": 0.64}  # x of the centre as a fraction
 WHERE = {"left": "on the left", "middle": "in the middle", "right": "on the right"}
 CAPTION_TEMPLATES = (
     "a {size} {color} {shape} {where}",
