@@ -12,3 +12,10 @@ def write_json_atomic(path, obj):
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def append_json_line(path, obj):
+    """Append `obj` as one JSON line to `path` (a benchmark's `--json` log); nothing when `path` is empty."""
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(obj) + "\n")

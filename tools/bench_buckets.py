@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mindclip._io import append_json_line  # noqa: E402
 from mindclip.data.buckets import DEFAULT_BUCKETS, bucket_length, resolve_buckets  # noqa: E402
 
 CC3M_MEDIAN_TOKENS, CC3M_SIGMA = 12, 0.45
@@ -99,9 +100,7 @@ def main(argv=None):
     result = bucket_report(caption_lengths(args), args.batch, buckets, args.seed)
     result["source"] = args.shards or args.captions or f"synthetic-cc3m:{args.synthetic_cc3m}"
     print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+    append_json_line(args.json, result)
     return result
 
 

@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
+from mindclip._io import append_json_line  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -109,9 +110,7 @@ def main(argv=None):
               f"(per cpu-s {figures[f'per_cpu_s_b{args.batch}']:8.1f})", flush=True)
     ms.set_context(mode=ms.GRAPH_MODE)
     print(json.dumps({k: v for k, v in result.items() if k != "towers"}))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+    append_json_line(args.json, result)
     return result
 
 

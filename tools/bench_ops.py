@@ -17,6 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mindclip._io import append_json_line  # noqa: E402
+
 ROWS, WIDTH, HIDDEN = 2464, 512, 2048
 OPS = ("matmul", "gelu", "gelu_fwd_bwd", "layer_norm", "mul_add")
 
@@ -139,9 +141,7 @@ def main(argv=None):
             line += f" {result['torch_ms'][name]:11.2f}"
         print(line)
     print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+    append_json_line(args.json, result)
     return result
 
 

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_TRAIN = os.path.join(ROOT, "tools", "bench_train.py")
 BENCH_OPEN_CLIP = os.path.join(ROOT, "tools", "bench_open_clip.py")
 sys.path.insert(0, ROOT)
+from mindclip._io import append_json_line  # noqa: E402
 MODEL = "lightclip_mobilenetv2"
 DEFAULT_TORCH_PYTHON = "/work/refvenv/bin/python"
 BATCH_COLUMNS = {"clip": ("images", "tokens"),
@@ -210,9 +211,7 @@ def main(argv=None):
             row = runs.row(method)
             row["open_clip_versions"] = versions
             rows.append(row)
-            if args.json:
-                with open(args.json, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
+            append_json_line(args.json, row)
     print(f"{MODEL}, batch {args.batch}, {args.image_size}x{args.image_size}, fp32, "
           f"{args.steps} timed steps after {args.warmup} warm-up (median); open_clip: torch {versions['torch']}, "
           f"open_clip {versions['open_clip']}, timm {versions['timm']}")

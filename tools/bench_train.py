@@ -17,6 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402,F401
+from mindclip._io import append_json_line  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -156,9 +157,7 @@ def main(argv=None):
         "parts": dict(zip(objective.part_names, [round(float(v), 4) for v in out[1].asnumpy()])),
     }
     print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+    append_json_line(args.json, result)
     return result
 
 

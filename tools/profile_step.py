@@ -25,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402,F401
+from mindclip._io import append_json_line  # noqa: E402
 
 PIECES = ("image_tower", "text_tower", "token_table", "text_no_table", "inst_loss", "token_loss",
           "mlm_branch", "optimizer", "train_step")
@@ -229,9 +230,7 @@ def main(argv=None):
               "image_size": clip.config.image.image_size, "text_length": args.text_length,
               "overrides": args.overrides, "pieces": rows}
     print(json.dumps(result))
-    if args.json:
-        with open(args.json, "a", encoding="utf-8") as f:
-            f.write(json.dumps(result) + "\n")
+    append_json_line(args.json, result)
     return result
 
 
