@@ -29,6 +29,12 @@ from mindclip.data.buckets import DEFAULT_BUCKETS, bucket_length, resolve_bucket
 CC3M_MEDIAN_TOKENS, CC3M_SIGMA = 12, 0.45
 
 
+def cc3m_token_counts(rng, size, context_length):
+    """BPE ids per caption (SOT and EOT not counted) of `size` CC3M-like captions, 1..context_length-2."""
+    counts = np.round(np.exp(rng.normal(np.log(CC3M_MEDIAN_TOKENS), CC3M_SIGMA, size)))
+    return np.minimum(np.maximum(counts, 1), context_length - 2).astype(int)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group(required=True)
@@ -46,9 +52,7 @@ def parse_args(argv=None):
 def caption_lengths(args):
     """Positions each caption uses (SOT + BPE ids + EOT, at most the context length)."""
     if args.synthetic_cc3m:
-        rng = np.random.default_rng(args.seed)
-        words = np.exp(rng.normal(np.log(CC3M_MEDIAN_TOKENS), CC3M_SIGMA, args.synthetic_cc3m))
-        return np.minimum(np.maximum(np.round(words), 1), args.context_length - 2).astype(int) + 2
+        return cc3m_token_counts(np.random.default_rng(args.seed), args.synthetic_cc3m, args.context_length) + 2
     from mindclip.tokenizer import default_tokenizer
 
     if args.shards:

@@ -21,7 +21,6 @@ FLOPs are counted again at the cut length (`bench_open_clip.py --count-flops-onl
 The table's ratio is open_clip step / mindclip step: above 1 means mindclip is faster.
 """
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_TRAIN = os.path.join(ROOT, "tools", "bench_train.py")
 BENCH_OPEN_CLIP = os.path.join(ROOT, "tools", "bench_open_clip.py")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))  # sibling tools (bench_train)
 from mindclip._io import append_json_line  # noqa: E402
 MODEL = "lightclip_mobilenetv2"
 DEFAULT_TORCH_PYTHON = "/work/refvenv/bin/python"
@@ -64,14 +64,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_tool(path, name):
-    """Import a tools/ script as a module (its main() is not run)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def save_batch(arrays, path):
     np.savez(path, **arrays)
     return path
@@ -79,7 +71,7 @@ def save_batch(arrays, path):
 
 def make_batches(method, args):
     """(open_clip's arrays with full rows, mindclip's arrays cut to the batch's bucket)."""
-    bench_train = load_tool(BENCH_TRAIN, "bench_train")
+    import bench_train
     full = bench_train.synthetic_arrays(method, args.image_size, args.batch, args.text_length,
                                         np.random.default_rng(0), args.lengths)
     if not args.buckets:

@@ -15,6 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # sibling tools (bench_buckets)
 
 import mindclip  # noqa: E402,F401
 from mindclip._io import append_json_line  # noqa: E402
@@ -55,7 +56,6 @@ def bench_config(args):
 
 BATCH_COLUMNS = {"clip": ("images", "tokens"), "pyramidclip": ("images", "tokens"),
                  "lightclip": ("images", "tokens", "mlm_tokens", "mlm_positions", "mlm_labels")}
-CC3M_MEDIAN_TOKENS, CC3M_SIGMA = 12, 0.45  # the caption-length model of tools/bench_buckets.py
 
 
 def synthetic_arrays(method, image_size, batch, length, rng, lengths="uniform"):
@@ -66,13 +66,14 @@ def synthetic_arrays(method, image_size, batch, length, rng, lengths="uniform"):
     """
     import numpy as np
 
+    from bench_buckets import cc3m_token_counts
     from mindclip.data import compact_mlm_labels, mask_tokens, mlm_max_predictions
 
     images = rng.standard_normal((batch, 3, image_size, image_size)).astype(np.float32)
     tokens = np.zeros((batch, length), np.int32)
     for i in range(batch):
         if lengths == "cc3m":
-            n = int(min(max(round(np.exp(rng.normal(np.log(CC3M_MEDIAN_TOKENS), CC3M_SIGMA))), 1), length - 2)) + 1
+            n = int(cc3m_token_counts(rng, 1, length)[0]) + 1  # the EOT position
         else:
             n = int(rng.integers(5, length - 1))
         tokens[i, 0] = 49406

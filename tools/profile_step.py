@@ -90,14 +90,13 @@ def build_pieces(args, cfg, clip, objective, step, batch):
     WeightedSum = _sum_cell(ms, nn, ops)
     rng = np.random.default_rng(1)
     images, tokens = batch[0], batch[1]
-    trainable = lambda cell: [p for p in cell.trainable_params()]  # noqa: E731
     pieces = {}
 
     def grad_piece(name, net, inputs, params):
         pieces[name] = (_grad_runner(ms, nn, ops, net, params), inputs)
 
-    grad_piece("image_tower", WeightedSum(clip.visual), [images], trainable(clip.visual))
-    grad_piece("text_tower", WeightedSum(clip.text), [tokens], trainable(clip.text))
+    grad_piece("image_tower", WeightedSum(clip.visual), [images], clip.visual.trainable_params())
+    grad_piece("text_tower", WeightedSum(clip.text), [tokens], clip.text.trainable_params())
     table = clip.text.token_embedding
 
     class Lookup(nn.Cell):
@@ -110,7 +109,7 @@ def build_pieces(args, cfg, clip, objective, step, batch):
 
     grad_piece("token_table", WeightedSum(Lookup()), [tokens], [table])
     grad_piece("text_no_table", WeightedSum(clip.text), [tokens],
-               [p for p in trainable(clip.text) if p is not table])
+               [p for p in clip.text.trainable_params() if p is not table])
 
     embed = clip.embed_dim
     feats = [ms.Tensor(rng.standard_normal((args.batch, embed)).astype(np.float32)) for _ in range(2)]
