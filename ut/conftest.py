@@ -31,3 +31,13 @@ def tiny_demo(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("tiny_demo"))
     make_demo_data(folder, n_train=64, n_val=24, image_size=64, seed=0, log=None)
     return folder
+
+
+@pytest.fixture(scope="session")
+def pyramid_demo(tmp_path_factory):
+    """The demo data with PyramidCLIP's columns (summaries, ROI stand-ins), 16 training pairs at 64 px."""
+    from mindclip.data import make_demo_data
+
+    folder = str(tmp_path_factory.mktemp("pyramid_demo"))
+    make_demo_data(folder, n_train=16, n_val=2, image_size=64, seed=0, pyramid=True, log=None)
+    return folder

@@ -1,7 +1,5 @@
 """Exact text-length bucketing: the bucket choice, the pipeline's cut, and the exactness of the
 cut batch against the full-length one (embeddings, every loss part, every gradient)."""
-import dataclasses
-
 import mindspore as ms
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from mindclip.config import load_config
 from mindclip.data import create_dataset
 from mindclip.data.buckets import TrimToBucket, bucket_length, resolve_buckets, used_length
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
+from mindclip.train.batch_losses import BatchLoss
 from mindclip.train.config import RunConfig
 from mindclip.train.networks import build_objective
 
@@ -104,11 +103,9 @@ def test_pipeline_batches_are_the_full_batches_cut_to_their_bucket(tiny_demo):
 def lightclip_full_and_cut(tiny_demo):
     overrides = [f"data.train_shards={tiny_demo}/mindrecord/train-*.mindrecord", "data.batch_size=8",
                  "data.image_size=64", "data.augment=none", "data.num_workers=1", "data.text_buckets=[]",
-                 "model.name=tiny_swin", "method=lightclip", "loss.inst_weight=0.8",
-                 "loss.token_weight=0.1", "loss.mlm_weight=0.1", "loss.r1=0.33", "loss.r2=0.66"]
+                 "model.name=tiny_swin", "method=lightclip"]  # the paper's loss weights by default
     cfg = load_config(RunConfig, None, overrides, base={})
-    data_cfg = dataclasses.replace(cfg.data, method=cfg.method)
-    full = next(create_dataset(data_cfg).create_tuple_iterator(output_numpy=True, num_epochs=1))
+    full = next(create_dataset(cfg.data).create_tuple_iterator(output_numpy=True, num_epochs=1))
     cut = (full[0],) + TrimToBucket((16, 32, 48, 77), "lightclip")(*full[1:])
     assert full[1].shape[1] == 77 and cut[1].shape[1] <= 32  # demo captions are short
     ms.set_seed(0)
@@ -120,14 +117,14 @@ def lightclip_full_and_cut(tiny_demo):
 class _LossAndGrads(ms.nn.Cell):
     def __init__(self, objective):
         super().__init__()
-        self.objective = objective
+        self.loss = BatchLoss(objective)
         self.weights = ms.ParameterTuple(objective.trainable_params())
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
 
     def construct(self, progress, *batch):
-        loss, parts = self.objective(progress, *batch)
+        loss, parts = self.loss(progress, *batch)
         sens = (ops.ones_like(loss), ops.zeros_like(parts))
-        return loss, parts, self.grad(self.objective, self.weights)(progress, *batch, sens)
+        return loss, parts, self.grad(self.loss, self.weights)(progress, *batch, sens)
 
 
 def test_cut_batch_gives_the_same_loss_parts_and_gradients(lightclip_full_and_cut):

@@ -1,9 +1,8 @@
 """PyramidCLIP training: the pre-training network against direct computations, the objective against a
 NumPy re-computation, and a few graph-mode train steps that lower every part of the loss.
 
-Data: the built-in demo set with ROI stand-ins (`make_demo_data(..., pyramid=True)`), made here.
+Data: the built-in demo set with ROI stand-ins (`make_demo_data(..., pyramid=True)`), the session fixture `pyramid_demo`.
 """
-import dataclasses
 
 import numpy as np
 import pytest
@@ -13,26 +12,18 @@ import mindspore as ms
 from scipy.special import logsumexp
 
 from mindclip.config import load_config
-from mindclip.data import create_dataset, make_demo_data
+from mindclip.data import create_dataset
 from mindclip.models import create_model
 from mindclip.models.pyramid import PyramidCLIPPretrain, has_batch_norm
 from mindclip.models.roi import ROI_DIM
 from mindclip.train.checkpoint import weight_names
 from mindclip.train.config import RunConfig
 from mindclip.train.networks import build_objective
-from mindclip.train.step import TrainStep
-from mindclip.train.trainer import build_optimizer
+from mindclip.train import build_train_step
 
 BATCH = 8
 ALPHA = 0.2
 PRESET_SIZES = {"tiny_vit_leff": 32, "tiny_rn": 64}  # preset -> its image side
-
-
-@pytest.fixture(scope="module")
-def pyramid_demo(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("pyramid_demo"))
-    make_demo_data(folder, n_train=16, n_val=2, image_size=64, seed=0, pyramid=True, log=None)
-    return folder
 
 
 def run_config(data_dir, preset, overrides=()):
@@ -43,8 +34,7 @@ def run_config(data_dir, preset, overrides=()):
 
 
 def first_batch(cfg):
-    data_cfg = dataclasses.replace(cfg.data, method=cfg.method)
-    return next(create_dataset(data_cfg).create_tuple_iterator(num_epochs=1))
+    return next(create_dataset(cfg.data).create_tuple_iterator(num_epochs=1))
 
 
 def numpy_smoothed_infonce(image, text, scale, alpha):
@@ -116,11 +106,10 @@ def vit_training(pyramid_demo):
     cfg = run_config(pyramid_demo, "tiny_vit_leff")
     ms.set_seed(0)
     clip, objective = build_objective(cfg)
-    objective.model.set_train(True)
-    optimizer = build_optimizer(cfg.optim, objective.model)
+    step = build_train_step(cfg, objective)
     batch = pyramid_batch(cfg)
     initial = as_numpy(objective.model(*batch))  # before any step
-    return batch, clip, objective, optimizer, TrainStep(objective, optimizer, clip.logit_scale), initial
+    return batch, clip, objective, step.optimizer, step, initial
 
 
 # ---------------------------------------------------------------- the pre-training network
@@ -166,14 +155,12 @@ def test_graph_steps_lower_every_part(vit_training):
     """8 steps on one fixed batch; step 1's parts equal a NumPy re-computation from the initial features."""
     batch, _, objective, _, step, initial = vit_training
     expected_first = numpy_pyramid_parts(*initial[:5], float(initial[5]), ALPHA)
-    lr, progress, update = ms.Tensor(2e-3, ms.float32), ms.Tensor(0.5, ms.float32), ms.Tensor(True)
     history = []
     for _ in range(8):
-        loss, parts, finite, _ = step(lr, progress, update, *batch)
-        assert bool(finite.asnumpy())
-        parts = parts.asnumpy()
-        np.testing.assert_allclose(float(loss.asnumpy()), 0.25 * parts.sum(), rtol=1e-5)
-        history.append(parts)
+        result = step(2e-3, 0.5, [batch])
+        assert result.finite
+        np.testing.assert_allclose(result.loss, 0.25 * result.parts.sum(), rtol=1e-5)
+        history.append(result.parts)
     history = np.array(history)
     np.testing.assert_allclose(history[0], expected_first, rtol=1e-4)
     assert objective.part_names == ("global_summary", "local_text", "roi_summary", "roi_text")

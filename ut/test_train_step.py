@@ -1,5 +1,4 @@
 """The graph-mode train step: losses fall, overflow and non-finite steps change nothing."""
-import dataclasses
 
 import mindspore as ms
 import numpy as np
@@ -8,11 +7,12 @@ import pytest
 from mindclip.config import load_config
 from mindclip.data import create_dataset
 from mindclip.train.config import RunConfig
+from mindclip.train import build_train_step
+from mindclip.train.batch_losses import BatchLoss
 from mindclip.train.networks import build_objective
 from mindclip.train.optim import decays_weight
 from mindclip.train.schedule import warmup_cosine_lr
-from mindclip.train.step import LOGIT_SCALE_MAX, TrainStep
-from mindclip.train.trainer import build_optimizer
+from mindclip.train.step import LOGIT_SCALE_MAX, StepCell
 
 
 def run_config(tiny_demo, overrides):
@@ -23,19 +23,14 @@ def run_config(tiny_demo, overrides):
 
 
 def first_batch(cfg):
-    data_cfg = dataclasses.replace(cfg.data, method=cfg.method)
-    return next(create_dataset(data_cfg).create_tuple_iterator(num_epochs=1))
+    return next(create_dataset(cfg.data).create_tuple_iterator(num_epochs=1))
 
 
-def build_step(cfg, **step_kwargs):
+def build_step(cfg):
     ms.set_seed(0)
     clip, objective = build_objective(cfg)
-    if cfg.train.amp_level != "O0":
-        ms.amp.auto_mixed_precision(objective.model, cfg.train.amp_level)
-    objective.model.set_train(True)
-    optimizer = build_optimizer(cfg.optim, objective.model)
-    step = TrainStep(objective, optimizer, clip.logit_scale, **step_kwargs)
-    return clip, objective, optimizer, step
+    step = build_train_step(cfg, objective)
+    return clip, objective, step.optimizer, step
 
 
 def weights(net):
@@ -44,20 +39,19 @@ def weights(net):
 
 @pytest.fixture(scope="module")
 def lightclip_step(tiny_demo):
-    cfg = run_config(tiny_demo, ["method=lightclip", "loss.inst_weight=0.8", "loss.token_weight=0.1",
-                                 "loss.mlm_weight=0.1", "loss.r1=0.33", "loss.r2=0.66"])
+    cfg = run_config(tiny_demo, ["method=lightclip"])  # the paper's loss weights and r1, r2 by default
     return cfg, first_batch(cfg), build_step(cfg)
 
 
 def test_full_lightclip_objective_lowers_every_part(lightclip_step):
     cfg, batch, (clip, objective, _, step) = lightclip_step
-    lr, update = ms.Tensor(2e-3, ms.float32), ms.Tensor(True)
+    assert objective.part_weights == (0.8, 0.1, 0.05, 0.05)
     history = []
     for i in range(8):
-        progress = ms.Tensor(0.8, ms.float32)  # importance-aware soft targets, the last stage
-        loss, parts, finite, _ = step(lr, progress, update, *batch)
-        assert bool(finite.asnumpy())
-        history.append(parts.asnumpy())
+        result = step(2e-3, 0.8, [batch])  # progress 0.8: importance-aware soft targets, the last stage
+        assert result.finite
+        assert abs(result.loss - float(np.dot(objective.part_weights, result.parts))) < 1e-9
+        history.append(result.parts)
     history = np.array(history)
     assert objective.part_names == ("inst", "token", "mlm_text", "mlm_fuse")
     for i, name in enumerate(objective.part_names):
@@ -67,8 +61,6 @@ def test_full_lightclip_objective_lowers_every_part(lightclip_step):
 
 class _PoisonableObjective(ms.nn.Cell):
     """A Dense regression whose loss is NaN when an input is NaN (CNN towers absorb NaN in ReLU6)."""
-
-    part_names = ("mse",)
 
     def __init__(self):
         super().__init__()
@@ -87,10 +79,10 @@ def test_non_finite_loss_is_reported_not_trained_on():
     from mindclip.train.optim import AdamW
 
     optimizer = AdamW(params, [decays_weight(n, p) for n, p in zip(names, params)])
-    step = TrainStep(objective, optimizer, objective.logit_scale, loss_scale="none")
+    step = StepCell(objective, optimizer, objective.logit_scale, loss_scale="none")
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((8, 4)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
-    args = (ms.Tensor(1e-2, ms.float32), ms.Tensor(0.0, ms.float32), ms.Tensor(True))
+    args = (ms.Tensor(1e-2, ms.float32), ms.Tensor(True), ms.Tensor(0.0, ms.float32))
     loss, _, finite, _ = step(*args, ms.Tensor(x), ms.Tensor(y))
     assert bool(finite.asnumpy()) and int(optimizer.step.asnumpy()) == 1
     x[3, 1] = np.nan
@@ -103,14 +95,13 @@ def test_non_finite_loss_is_reported_not_trained_on():
 
 
 def test_fp16_o2_skips_overflowing_step_then_trains(tiny_demo):
-    cfg = run_config(tiny_demo, ["method=clip", "train.amp_level=O2"])
-    batch = first_batch(cfg)
     # a loss scale of 2^40 overflows fp16 gradients on the first step; dynamic scaling halves it
-    clip, objective, optimizer, step = build_step(cfg, loss_scale="dynamic", init_loss_scale=2.0 ** 40)
+    cfg = run_config(tiny_demo, ["method=clip", "train.amp_level=O2", "train.init_loss_scale=1099511627776"])
+    batch = first_batch(cfg)
+    clip, objective, optimizer, step = build_step(cfg)  # loss_scale "auto" is dynamic for float16
     before = weights(objective.model)
-    lr, progress, update = ms.Tensor(1e-3, ms.float32), ms.Tensor(0.0, ms.float32), ms.Tensor(True)
-    loss, _, finite, scale = step(lr, progress, update, *batch)
-    assert not bool(finite.asnumpy()) and float(scale.asnumpy()) == 2.0 ** 40
+    result = step(1e-3, 0.0, [batch])
+    assert not result.finite and result.loss_scale == 2.0 ** 40
     after = weights(objective.model)
     trainable = {name for name, p in objective.model.parameters_and_names() if p.requires_grad}
     assert all(np.array_equal(before[k], after[k]) for k in trainable), "an overflowing step changed weights"
@@ -121,9 +112,9 @@ def test_fp16_o2_skips_overflowing_step_then_trains(tiny_demo):
     finite_steps = []
     losses = []
     for _ in range(40):
-        loss, _, finite, _ = step(lr, progress, update, *batch)
-        finite_steps.append(bool(finite.asnumpy()))
-        losses.append(float(loss.asnumpy()))
+        result = step(1e-3, 0.0, [batch])
+        finite_steps.append(result.finite)
+        losses.append(result.loss)
         if sum(finite_steps) >= 4:
             break
     assert sum(finite_steps) >= 4, "the dynamic loss scale never came down to a finite step"

@@ -29,8 +29,11 @@ def token_cost(image_tokens, text_tokens):
     return 1.0 - ops.bmm(image_unit, text_unit.transpose(0, 2, 1))
 
 
-def token_alignment_loss(image_tokens, text_tokens, text_valid):
-    """Mean matched cost per sample, averaged over samples that have at least one word.
+def token_alignment_sums(image_tokens, text_tokens, text_valid):
+    """(sum, count): the summed mean matched cost of the samples that have a word, and their number.
+
+    `token_alignment_loss` is sum / max(count, 1). The pair lets a caller average over a batch that
+    is split into micro-batches or ranks exactly as over the whole batch (mindclip/train/accumulation.py).
 
     Args:
         image_tokens: (B, L1, D) image tokens (e.g. the projected last-stage feature map).
@@ -38,7 +41,7 @@ def token_alignment_loss(image_tokens, text_tokens, text_valid):
         text_valid: (B, L2) bool/int, non-zero at word tokens (see `text_word_mask`).
 
     Returns:
-        Scalar fp32 Tensor; 0 (not NaN) when no sample in the batch has a word.
+        Two scalar fp32 Tensors.
     """
     cost = token_cost(image_tokens, text_tokens)  # (B, L1, L2)
     batch, _, text_len = cost.shape
@@ -48,4 +51,14 @@ def token_alignment_loss(image_tokens, text_tokens, text_valid):
     pair_count = matched.sum(axis=-1)  # (B,)
     sample_cost = (matched_cost * matched).sum(axis=-1) / ops.maximum(pair_count, 1.0)  # (B,)
     has_word = (pair_count > 0).astype(ms.float32)  # (B,)
-    return (sample_cost * has_word).sum() / ops.maximum(has_word.sum(), 1.0)
+    return (sample_cost * has_word).sum(), has_word.sum()
+
+
+def token_alignment_loss(image_tokens, text_tokens, text_valid):
+    """Mean matched cost per sample, averaged over samples that have at least one word.
+
+    Args and shapes as `token_alignment_sums`. Returns a scalar fp32 Tensor; 0 (not NaN) when no
+    sample in the batch has a word.
+    """
+    total, count = token_alignment_sums(image_tokens, text_tokens, text_valid)
+    return total / ops.maximum(count, 1.0)

@@ -97,3 +97,12 @@ def create_backbone(name, image_size=224, window_size=None, drop_path_rate=None)
         return SwinBackbone(image_size, 7 if window_size is None else window_size,
                             0.0 if drop_path_rate is None else drop_path_rate)
     raise ValueError(f"unknown image backbone {name!r}; known: {', '.join(BACKBONES)}")
+
+
+def mindcv_blocks():
+    """The residual block classes of the mindcv backbones: the units of activation recompute."""
+    from mindcv.models.mobilenetv2 import InvertedResidual
+    from mindcv.models.resnet import BasicBlock, Bottleneck
+    from mindcv.models.swintransformer import SwinTransformerBlock
+
+    return InvertedResidual, BasicBlock, Bottleneck, SwinTransformerBlock

@@ -8,7 +8,7 @@ MASK_TOKEN_ID = 49408  # the [MASK] id MLM adds after CLIP's 49408 BPE ids
 def model_overrides(cfg):
     """The preset overrides of a run, plus the [MASK] row the text table needs when MLM is on."""
     overrides = dict(cfg.model.overrides)
-    if cfg.method == "lightclip" and cfg.loss.mlm_weight > 0:
+    if cfg.method == "lightclip" and cfg.loss.for_method(cfg.method).mlm_weight > 0:
         overrides.setdefault("text.vocab_size", MASK_TOKEN_ID + 1)
     return overrides
 
@@ -19,14 +19,15 @@ def build_objective(cfg):
     `objective.model` is the network the optimizer trains (CLIP itself, or CLIP plus the
     pre-training-only cells of LightCLIP / PyramidCLIP).
     """
+    loss_cfg = cfg.loss.for_method(cfg.method)
     clip = create_model(cfg.model.name, checkpoint=cfg.model.checkpoint, **model_overrides(cfg))
     if cfg.method == "clip":
-        return clip, ClipObjective(clip, cfg.loss)
+        return clip, ClipObjective(clip, loss_cfg)
     if cfg.method == "lightclip":
         from mindclip.models.lightclip import LightCLIPPretrain
 
-        net = LightCLIPPretrain(clip, token_loss=cfg.loss.token_weight > 0, mlm=cfg.loss.mlm_weight > 0)
-        return clip, LightClipObjective(net, cfg.loss)
+        net = LightCLIPPretrain(clip, token_loss=loss_cfg.token_weight > 0, mlm=loss_cfg.mlm_weight > 0)
+        return clip, LightClipObjective(net, loss_cfg)
     from mindclip.models.pyramid import PyramidCLIPPretrain
 
-    return clip, PyramidClipObjective(PyramidCLIPPretrain(clip), cfg.loss)
+    return clip, PyramidClipObjective(PyramidCLIPPretrain(clip), loss_cfg)

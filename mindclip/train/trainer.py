@@ -2,23 +2,20 @@
 
 One path for every method, device and world size. Rank 0 alone writes logs and checkpoints.
 """
-import dataclasses
 import os
 import shutil
 import time
 
 import mindspore as ms
 import numpy as np
-from mindspore import nn
 
 from mindclip.config import dump_yaml
 from mindclip.data.pipeline import create_dataset
 from mindclip.train import checkpoint as ckpt
+from mindclip.train.build import build_train_step, resolved_loss_scale
 from mindclip.train.logger import TrainLogger
 from mindclip.train.networks import build_objective
-from mindclip.train.optim import AdamW, decays_weight
 from mindclip.train.schedule import warmup_cosine_lr
-from mindclip.train.step import TrainStep
 
 TEXT_COLUMN = {"clip": 1, "lightclip": 1, "pyramidclip": 2}  # the caption tokens' place in a batch
 
@@ -43,13 +40,6 @@ def setup_runtime(train_cfg):
     return get_rank(), world
 
 
-def build_optimizer(optim_cfg, net):
-    named = [(name, p) for name, p in net.parameters_and_names() if p.requires_grad]
-    return AdamW([p for _, p in named], [decays_weight(n, p) for n, p in named],
-                 weight_decay=optim_cfg.weight_decay, beta1=optim_cfg.beta1, beta2=optim_cfg.beta2,
-                 eps=optim_cfg.eps)
-
-
 class Trainer:
     """`Trainer(cfg, resume=None).run() -> summary dict`. `resume`: a checkpoint path or "auto"."""
 
@@ -61,10 +51,7 @@ class Trainer:
         np.random.seed(cfg.train.seed)
         self.clip, self.objective = build_objective(cfg)
         self.net = self.objective.model
-        if cfg.train.amp_level != "O0":
-            ms.amp.auto_mixed_precision(self.net, cfg.train.amp_level)
-        self.net.set_train(True)
-        self.data_cfg = dataclasses.replace(cfg.data, method=cfg.method)
+        self.data_cfg = cfg.data
         self.batches_per_epoch = self._epoch_dataset(0, 0).get_dataset_size()
         self.accum = cfg.optim.accumulation_steps
         steps_per_epoch = self.batches_per_epoch // self.accum
@@ -75,14 +62,8 @@ class Trainer:
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
         warmup = int(round(cfg.optim.warmup_fraction * self.total_steps))
         self.lr = warmup_cosine_lr(cfg.optim.lr, self.total_steps, warmup, cfg.optim.min_lr)
-        self.optimizer = build_optimizer(cfg.optim, self.net)
-        reducer = None
-        if self.world > 1:
-            reducer = nn.DistributedGradReducer(self.optimizer.params, mean=True, degree=self.world)
-        self.step_cell = TrainStep(self.objective, self.optimizer, self.clip.logit_scale,
-                                   loss_scale=cfg.train.loss_scale, init_loss_scale=cfg.train.init_loss_scale,
-                                   grad_reducer=reducer, clip_grad_norm=cfg.optim.clip_grad_norm,
-                                   accumulation_steps=self.accum)
+        self.step = build_train_step(cfg, self.objective, self.rank, self.world)
+        self.optimizer = self.step.optimizer
         self.position = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped_steps": 0,
                          "seed": cfg.train.seed}
         os.makedirs(cfg.train.output_dir, exist_ok=True)
@@ -92,6 +73,7 @@ class Trainer:
                                   enabled=self.is_main, stream=stream)
         if self.is_main:
             dump_yaml(cfg, os.path.join(cfg.train.output_dir, "config.yaml"))
+            self.logger.message(self._describe_step())
         self.evaluator = None
         if cfg.train.eval_every and cfg.train.eval_data and self.is_main:
             from mindclip.eval import HeldOutEvaluator
@@ -109,7 +91,7 @@ class Trainer:
         if path is None:
             return  # "auto" with nothing saved yet: a fresh start
         meta = ckpt.load_training_checkpoint(path, self.net, self.clip, self.optimizer,
-                                             self.step_cell.loss_scale)
+                                             self.step.loss_scale)
         if meta["seed"] != self.cfg.train.seed:
             raise ValueError(f"{path}: saved with train.seed={meta['seed']}, config has {self.cfg.train.seed}")
         self.position.update(meta)
@@ -121,7 +103,7 @@ class Trainer:
         out = self.cfg.train.output_dir
         path = os.path.join(out, ckpt.CKPT_PATTERN.format(self.position["step"]))
         ckpt.save_training_checkpoint(path, self.net, self.clip, self.optimizer,
-                                      self.step_cell.loss_scale, self.position)
+                                      self.step.loss_scale, self.position)
         ckpt.prune_checkpoints(out, self.cfg.train.keep_checkpoints)
         return path
 
@@ -151,29 +133,29 @@ class Trainer:
             pos["epoch"] += 1
             pos["batch_in_epoch"] = 0
 
+    def _micro_batches(self):
+        """Lists of `accumulation_steps` consecutive batches: the micro-batches of one optimizer step."""
+        group = []
+        for batch in self._batches():
+            group.append(batch)
+            if len(group) == self.accum:
+                yield group
+                group = []
+
     def run(self, stop_after=None):
         """Train to `total_steps` (or `stop_after` more optimizer steps); return a summary dict."""
         cfg, pos = self.cfg.train, self.position
         last_record = None
         end_step = self.total_steps if not stop_after else min(self.total_steps, pos["step"] + stop_after)
-        micro = 0
         t0 = time.time()
-        for batch in (self._batches() if pos["step"] < end_step else ()):
-            micro += 1
-            do_update = micro % self.accum == 0
+        for micro_batches in (self._micro_batches() if pos["step"] < end_step else ()):
             step = pos["step"]
-            lr = ms.Tensor(self.lr[step], ms.float32)
-            progress = ms.Tensor(step / self.total_steps, ms.float32)
-            loss, parts, finite, _ = self.step_cell(lr, progress, ms.Tensor(do_update), *batch)
-            if not do_update:
-                continue
-            finite = bool(finite.asnumpy())
-            pos["skipped_steps"] += int(not finite)
+            result = self.step(self.lr[step], step / self.total_steps, micro_batches)
+            pos["skipped_steps"] += int(not result.finite)
             pos["step"] += 1
-            last_record = self._record(loss, parts, finite, time.time() - t0, batch[0].shape[0],
-                                       batch[TEXT_COLUMN[self.cfg.method]].shape[1])
+            last_record = self._record(result, time.time() - t0, micro_batches[0])
             self.logger.log(last_record)
-            if not finite:
+            if not result.finite:
                 self.logger.message(f"step {pos['step']}: non-finite loss or gradients "
                                     f"(loss={last_record['loss']}); update skipped")
             if cfg.save_every and pos["step"] % cfg.save_every == 0:
@@ -193,20 +175,34 @@ class Trainer:
         return {"steps": pos["step"], "skipped_steps": pos["skipped_steps"], "last": last_record,
                 "checkpoint": final, "output_dir": cfg.output_dir}
 
+    def _describe_step(self):
+        """One line saying how a step runs: the global batch, accumulation, precision, recompute."""
+        cfg = self.cfg
+        local = cfg.data.batch_size
+        text = f"step: global batch {local * self.world * self.accum} = {self.world} rank(s) x "
+        text += f"{self.accum} micro-batch(es) x {local}"
+        if self.accum > 1:
+            exact = "exact big-batch loss" if cfg.optim.accumulation == "features" else "mean of micro-batch losses"
+            text += f", accumulation={cfg.optim.accumulation} ({exact})"
+        precision = "float32" if cfg.train.amp_level == "O0" else f"{cfg.train.amp_level} {cfg.train.amp_dtype}"
+        return (text + f", precision {precision}, loss_scale={resolved_loss_scale(cfg.train)}, "
+                f"recompute={cfg.train.recompute}")
+
     def _evaluate(self):
         """Held-out zero-shot / retrieval metrics, logged as an `eval` record (rank 0 only)."""
         metrics = self.evaluator()
         self.net.set_train(True)  # the evaluator runs the towers in inference mode
         self.logger.log_eval(self.position["step"], metrics)
 
-    def _record(self, loss, parts, finite, step_time, local_batch, text_length):
+    def _record(self, result, step_time, batch):
         step = self.position["step"]
-        images = local_batch * self.world * self.accum
+        images = batch[0].shape[0] * self.world * self.accum
         return {
             "step": step, "epoch": self.position["epoch"], "lr": float(self.lr[step - 1]),
-            "loss": float(loss.asnumpy()),
-            "parts": {name: float(v) for name, v in zip(self.objective.part_names, parts.asnumpy())},
+            "loss": result.loss,
+            "parts": {name: float(v) for name, v in zip(self.objective.part_names, result.parts)},
             "logit_scale": float(np.exp(self.clip.logit_scale.asnumpy())),
-            "step_time": step_time, "images_per_s": images / max(step_time, 1e-9), "text_length": text_length,
-            "skipped_steps": self.position["skipped_steps"], "finite": finite,
+            "step_time": step_time, "images_per_s": images / max(step_time, 1e-9),
+            "text_length": batch[TEXT_COLUMN[self.cfg.method]].shape[1],
+            "skipped_steps": self.position["skipped_steps"], "finite": result.finite,
         }
