@@ -94,6 +94,16 @@ class RetrievalSet:
 
 
 # ----------------------------------------------------------------------------- classification
+def list_class_folders(root: str) -> List[str]:
+    """The sorted sub-folder names of an ImageFolder root (refused when there are none)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder root not found: {root}")
+    present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not present:
+        raise ValueError(f"{root}: no class sub-folders")
+    return present
+
+
 def read_image_folder(root: str, folder_names: Optional[Sequence[str]] = None) -> ClassificationSet:
     """Read `root/<class folder>/<image>`; class index = position of the folder in `folder_names`.
 
@@ -101,11 +111,7 @@ def read_image_folder(root: str, folder_names: Optional[Sequence[str]] = None) -
     that is not in `folder_names` is an error (a wrong root or a wrong list); listed folders that
     do not exist are classes without samples.
     """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder root not found: {root}")
-    present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not present:
-        raise ValueError(f"{root}: no class sub-folders")
+    present = list_class_folders(root)
     names = list(present if folder_names is None else folder_names)
     index = {name: i for i, name in enumerate(names)}
     unknown = [d for d in present if d not in index]
