@@ -52,7 +52,7 @@ def input_error_line(error):
         return (f"error: --out {error.out_dir} already holds {len(error.existing)} shard files of --prefix "
                 f"{error.prefix} (e.g. {error.existing[0]}); pass --overwrite to replace them, or another --prefix")
     if isinstance(error.__cause__, HeaderError):
-        return f"error: {error}; name the columns with --csv-img-key / --csv-caption-key / --csv-separator"
+        return f"error: {error} (choose them with --csv-img-key / --csv-caption-key / --csv-separator)"
     return f"error: {error}"
 
 
