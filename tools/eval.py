@@ -10,6 +10,7 @@
         --dataset imagenet1k --root /data/imagenet/val                  # ImageFolder of wnid folders
     python tools/eval.py ... --task zeroshot --dataset cifar100 --root /data/cifar-100-python
     python tools/eval.py ... --task zeroshot --dataset pets --root /data/pets_test.csv   # image,label CSV
+    python tools/eval.py ... --task zeroshot --dataset my_set --root /data/my_set/test  # folder names = classes
     python tools/eval.py ... --task retrieval --dataset coco --root /data/coco \
         --annotations /data/dataset_coco.json                          # Karpathy split, 5k test images
 
