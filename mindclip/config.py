@@ -148,6 +148,8 @@ def from_dict(cls, data, source="config", prefix="", validate=True):
         obj = cls(**kwargs)
     except TypeError as e:
         raise ConfigError(f"{source}: section '{prefix.rstrip('.') or '<top>'}': {e}") from e
+    except ValueError as e:  # a dataclass's own checks (__post_init__) name the field, not its section
+        raise ConfigError(f"{source}: {prefix}{e}") from e
     check = getattr(obj, "validate", None) if validate else None
     if check is not None:
         try:

@@ -5,26 +5,16 @@ Gives exactly the ids of ``open_clip.tokenize`` (open_clip 3.3.0, the OpenAI-com
 ``ut/data/tokenizer_golden.json``. A row is ``[SOT, BPE ids..., EOT, 0, 0, ...]``; a text too long
 for the context keeps its first ``context_length - 1`` ids with EOT written over the last one.
 
-Text cleaning follows open_clip (``ftfy.fix_text``, ``html.unescape`` twice, strip, whitespace
-collapse, lower case) without the ``ftfy`` and ``regex`` packages:
+Text cleaning is open_clip's own: ``ftfy.fix_text`` (the ``ftfy`` package, as open_clip uses it,
+mojibake repair included: ``"cafÃ©"`` -> ``"café"``), ``html.unescape`` twice, strip, whitespace
+collapse, lower case.
 
-* ``_fix_text`` re-implements every step of ``ftfy.fix_text`` 6.3 with its default options (HTML
-  entities outside lines holding ``<``, C1 controls read as Windows-1252, Latin ligatures,
-  fullwidth/halfwidth forms, curly quotes, line breaks, surrogates, terminal escapes, control
-  characters, NFC), except ``fix_encoding``: ftfy's repair of mojibake (UTF-8 read as Latin-1 or
-  Windows-1252, e.g. ``"cafÃ©"`` -> ``"café"``). ftfy only attempts it on text its heuristics find
-  badly encoded (also the odd legitimate pair such as ``"ß€"``), so normal text, in any script, is
-  unaffected; mojibake is tokenized as written.
-* The split pattern's ``\\p{L}`` (letters) and ``\\p{N}`` (numbers) are built for the stdlib ``re``
-  from the Unicode categories of ``unicodedata``. Checked against open_clip on every assigned code
-  point: they split alike everywhere in Python's Unicode version (14.0 for Python 3.11), U+0345
-  included (dropped by both); characters assigned later (the ``regex`` package follows newer
-  Unicode) may split differently. ``\\s`` differs only on U+1C..U+1F, which cleaning removes.
+The split pattern's ``\\p{L}`` (letters) and ``\\p{N}`` (numbers) are built for the stdlib ``re``
+from the Unicode categories of ``unicodedata`` (no ``regex`` package). Checked against open_clip on
+every assigned code point: they split alike everywhere in Python's Unicode version (14.0 for Python
+3.11), U+0345 included (dropped by both); characters assigned later (the ``regex`` package follows
+newer Unicode) may split differently. ``\\s`` differs only on U+1C..U+1F, which cleaning removes.
 
-Against open_clip with ftfy's ``fix_encoding`` turned off, 60k random texts built from awkward
-pieces (entities, C1, ligatures, widths, quotes, surrogates, escapes, specials, combining marks,
-CJK, emoji) tokenize exactly as in open_clip; so do, with it on, the 80k ImageNet prompts of
-``open_clip.zero_shot_metadata`` and every assigned code point in a few contexts.
 BPE results are cached per word: 10k ImageNet prompts take ~0.5-0.8 s (measured on a busy 2-core host).
 
 Special tokens are spelled ``<start_of_text>`` and ``<end_of_text>`` as in open_clip (OpenAI CLIP
@@ -35,12 +25,12 @@ import functools
 import gzip
 import hashlib
 import html
-import html.entities
 import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+import ftfy
 import numpy as np
 
 VOCAB_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "bpe_simple_vocab_16e6.txt.gz")
@@ -53,110 +43,9 @@ _NO_MERGE = float("inf")
 
 
 # ----------------------------------------------------------------------------- text cleaning
-def _build_html_entities():
-    """ftfy's entity table: HTML5 names ending in ';', plus upper-cased forms of lower-case names."""
-    entities = {}
-    for name, char in html.entities.html5.items():
-        if not name.endswith(";"):
-            continue
-        entities["&" + name] = char
-        upper = "&" + name.upper()
-        if name == name.lower() and html.unescape(upper) == upper:
-            entities[upper] = char.upper()
-    return entities
-
-
-def _sloppy_cp1252(byte):
-    """Windows-1252 decoding of one byte, with the five undefined bytes kept as Latin-1."""
-    try:
-        return bytes([byte]).decode("cp1252")
-    except UnicodeDecodeError:
-        return chr(byte)
-
-
-_HTML_ENTITIES = _build_html_entities()
-_HTML_ENTITY_RE = re.compile(r"&#?[0-9A-Za-z]{1,24};")
-_C1_CONTROLS = {byte: _sloppy_cp1252(byte) for byte in range(0x80, 0xA0)}
-_LIGATURES = {ord(k): v for k, v in {
-    "Ĳ": "IJ", "ĳ": "ij", "ŉ": "ʼn", "Ǳ": "DZ", "ǲ": "Dz", "ǳ": "dz", "Ǆ": "DŽ", "ǅ": "Dž", "ǆ": "dž",
-    "Ǉ": "LJ", "ǈ": "Lj", "ǉ": "lj", "Ǌ": "NJ", "ǋ": "Nj", "ǌ": "nj",
-    "ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "ſt", "ﬆ": "st"}.items()}
-_WIDTH_MAP = {0x3000: " "}
-_WIDTH_MAP.update({i: unicodedata.normalize("NFKC", chr(i)) for i in range(0xFF01, 0xFFF0)
-                   if unicodedata.normalize("NFKC", chr(i)) != chr(i)})
-_LIGATURE_OR_WIDE_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted({**_LIGATURES, **_WIDTH_MAP})) + "]")
-_C1_RE = re.compile("[\x80-\x9f]")
-_SINGLE_QUOTE_RE = re.compile("[\u02bc\u2018-\u201b]")
-_DOUBLE_QUOTE_RE = re.compile("[\u201c-\u201f]")
-_SURROGATE_PAIR_RE = re.compile("[\ud800-\udbff][\udc00-\udfff]")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_ANSI_RE = re.compile("\033\\[((?:\\d|;)*)([a-zA-Z])")
-_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u206a-\u206f\ufeff\ufff9-\ufffc]")
-
-
-def _unescape_entity(match):
-    entity = match.group(0)
-    if entity in _HTML_ENTITIES:
-        return _HTML_ENTITIES[entity]
-    if entity.startswith("&#"):
-        char = html.unescape(entity)
-        return entity if ";" in char else char
-    return entity
-
-
-def _join_surrogates(match):
-    high, low = match.group(0)
-    return chr(0x10000 + (ord(high) - 0xD800) * 0x400 + (ord(low) - 0xDC00))
-
-
-def _fix_non_ascii(text):
-    """ftfy's fixers that change only non-ASCII characters, in ftfy's order."""
-    text = _C1_RE.sub(lambda match: _C1_CONTROLS[ord(match.group(0))], text)
-    if _LIGATURE_OR_WIDE_RE.search(text):
-        text = text.translate(_LIGATURES).translate(_WIDTH_MAP)
-    text = _SINGLE_QUOTE_RE.sub("'", _DOUBLE_QUOTE_RE.sub('"', text))
-    for line_break in ("\u2028", "\u2029", "\u0085"):
-        text = text.replace(line_break, "\n")
-    if _SURROGATE_RE.search(text):
-        text = _SURROGATE_RE.sub("\ufffd", _SURROGATE_PAIR_RE.sub(_join_surrogates, text))
-    return text
-
-
-def _fix_segment(text, unescape):
-    """One line through ftfy's fixers (minus mojibake repair), repeated until nothing changes."""
-    while True:
-        before = text
-        if unescape and "&" in text:
-            text = _HTML_ENTITY_RE.sub(_unescape_entity, text)
-        if not text.isascii():
-            text = _fix_non_ascii(text)
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if "\x1b" in text:
-            text = _ANSI_RE.sub("", text)
-        text = _CONTROL_RE.sub("", text)
-        if not text.isascii():
-            text = unicodedata.normalize("NFC", text)
-        if text == before:
-            return text
-
-
-def _fix_text(text):
-    """``ftfy.fix_text`` with default options, except that mojibake is not repaired.
-
-    Like ftfy, works line by line, and stops decoding HTML entities from the first line holding '<'.
-    """
-    fixed, unescape = [], True
-    segments = re.findall(r"[^\n]*\n|[^\n]+", text) if "\n" in text else [text]  # lines with their '\n'
-    for segment in segments:
-        if "<" in segment:
-            unescape = False
-        fixed.append(_fix_segment(segment, unescape))
-    return "".join(fixed)
-
-
 def clean_text(text: str) -> str:
-    """open_clip's ``clean='lower'``: fix_text, unescape HTML twice, collapse whitespace, lower case."""
-    text = html.unescape(html.unescape(_fix_text(text))).strip()
+    """open_clip's ``clean='lower'``: ``ftfy.fix_text``, unescape HTML twice, collapse whitespace, lower case."""
+    text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return " ".join(text.split()).strip().lower()
 
 

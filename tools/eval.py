@@ -10,6 +10,7 @@
         --dataset imagenet1k --root /data/imagenet/val                  # ImageFolder of wnid folders
     python tools/eval.py ... --task zeroshot --dataset cifar100 --root /data/cifar-100-python
     python tools/eval.py ... --task zeroshot --dataset pets --root /data/pets_test.csv   # image,label CSV
+    python tools/eval.py ... --task zeroshot --dataset my_set --root /data/my_set/test  # folder names = classes
     python tools/eval.py ... --task retrieval --dataset coco --root /data/coco \
         --annotations /data/dataset_coco.json                          # Karpathy split, 5k test images
 
@@ -24,11 +25,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
-from mindclip.eval import datasets, results  # noqa: E402
-from mindclip.eval.prompts import (list_zero_shot_datasets, load_prompts_file, load_templates_file,  # noqa: E402
-                                   load_zero_shot_prompts)
-
-LAYOUTS = ("auto", "imagefolder", "cifar", "csv", "karpathy", "demo")
+from mindclip.eval import results  # noqa: E402
+from mindclip.eval.eval_set import LAYOUTS, load_eval_set  # noqa: E402
+from mindclip.eval.prompts import list_zero_shot_datasets  # noqa: E402
 PREPROCESS = "resize shorter side to image_size (bicubic), center crop, CLIP mean/std (mindclip.data.transforms)"
 TIE_RULE = "pessimistic: wrong candidates scoring >= the best correct one rank ahead of it"
 
@@ -46,10 +45,12 @@ def parse_args(argv=None):
     p.add_argument("--root", required=True, help="dataset folder or file (see --layout)")
     p.add_argument("--layout", default="auto", choices=LAYOUTS,
                    help="auto: demo for --dataset demo, cifar for cifar10/100, karpathy with --annotations, "
-                        "csv for a .csv/.tsv root, else imagefolder")
+                        "csv for a .csv/.tsv root, else imagefolder (mindclip.eval.eval_set)")
     p.add_argument("--annotations", default=None, help="Karpathy-split JSON (retrieval); images under --root")
     p.add_argument("--split", default="test", help="split of a Karpathy JSON or CIFAR (default: test)")
-    p.add_argument("--classnames", default=None, help="class-name file (.txt lines or .json) instead of the shipped list")
+    p.add_argument("--classnames", default=None,
+                   help="class-name file (.txt lines or .json) instead of the shipped list; an ImageFolder "
+                        "without one uses its folder names; names equal to the folder names match by name")
     p.add_argument("--templates", default=None, help="template file (.txt lines or .json list)")
     p.add_argument("--batch-size", type=int, default=256, help="images/texts per compiled call (fixed)")
     p.add_argument("--workers", type=int, default=2, help="threads decoding images")
@@ -57,63 +58,6 @@ def parse_args(argv=None):
     p.add_argument("--output-dir", default="results", help="where result JSON files go")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
-
-
-def resolve_layout(args):
-    """The reader to use for --root (see --layout)."""
-    if args.layout != "auto":
-        return args.layout
-    if args.dataset == "demo":
-        return "demo"
-    if args.task == "retrieval":
-        return "karpathy" if args.annotations else "csv"
-    if args.dataset in ("cifar10", "cifar100"):
-        return "cifar"
-    return "csv" if args.root.lower().endswith((".csv", ".tsv")) else "imagefolder"
-
-
-def load_prompts(args):
-    """Class names and templates: --classnames/--templates, the demo's files, or the shipped lists."""
-    if args.classnames:
-        return load_prompts_file(args.classnames, args.templates)
-    if args.dataset == "demo":
-        prompts = load_prompts_file(os.path.join(args.root, datasets.DEMO_CLASSNAMES),
-                                    args.templates or os.path.join(args.root, datasets.DEMO_TEMPLATES))
-        prompts.name = "demo"
-        return prompts
-    if args.dataset not in list_zero_shot_datasets():
-        raise ValueError(f"no shipped class names for dataset {args.dataset!r}: pass --classnames "
-                         f"(shipped: {', '.join(list_zero_shot_datasets())})")
-    prompts = load_zero_shot_prompts(args.dataset)
-    if args.templates:
-        prompts.templates = load_templates_file(args.templates)
-    return prompts
-
-
-def load_classification(args, layout, prompts):
-    if layout == "demo":
-        return datasets.read_demo_classification(args.root)
-    if layout == "cifar":
-        if args.dataset not in ("cifar10", "cifar100"):
-            raise ValueError(f"--layout cifar needs --dataset cifar10 or cifar100, got {args.dataset!r}")
-        return datasets.read_cifar(args.root, args.dataset, args.split)
-    if layout == "csv":
-        return datasets.read_classification_csv(args.root, num_classes=len(prompts.classnames))
-    if layout == "imagefolder":
-        return datasets.read_image_folder(args.root, prompts.folder_names)
-    raise ValueError(f"layout {layout!r} is not a classification layout (imagefolder, cifar, csv, demo)")
-
-
-def load_retrieval(args, layout):
-    if layout == "demo":
-        return datasets.read_demo_retrieval(args.root)
-    if layout == "karpathy":
-        if not args.annotations:
-            raise ValueError("--layout karpathy needs --annotations (dataset_coco.json / dataset_flickr30k.json)")
-        return datasets.read_karpathy_json(args.annotations, args.root, args.split)
-    if layout == "csv":
-        return datasets.read_retrieval_csv(args.root)
-    raise ValueError(f"layout {layout!r} is not a retrieval layout (karpathy, csv, demo)")
 
 
 def build_model(args):
@@ -133,9 +77,11 @@ def evaluate(args):
     """Run one evaluation; return the result record (also written to --output-dir)."""
     from mindclip.eval import ClipEncoders, evaluate_retrieval, evaluate_zero_shot
 
-    layout = resolve_layout(args)
-    prompts = load_prompts(args) if args.task == "zeroshot" else None
-    data = load_classification(args, layout, prompts) if prompts else load_retrieval(args, layout)
+    eval_set = load_eval_set(args.task, args.root, args.dataset, args.layout, args.annotations, args.split,
+                             args.classnames, args.templates)
+    for note in eval_set.notes:
+        print(f"note: {note}", file=sys.stderr)
+    layout, prompts, data = eval_set.layout, eval_set.prompts, eval_set.data
     model = build_model(args)
     encoders = ClipEncoders(model, batch_size=args.batch_size, num_workers=args.workers)
     start = time.time()
@@ -152,7 +98,8 @@ def evaluate(args):
                 "preprocess": PREPROCESS, "ties": TIE_RULE}
     if prompts:
         settings.update(prompts=prompts.name, classnames_file=args.classnames, templates_file=args.templates,
-                        num_templates=len(prompts.templates))
+                        num_templates=len(prompts.templates), class_order=eval_set.class_order,
+                        notes=eval_set.notes)
     record = results.make_result(args.model, args.checkpoint, args.dataset, args.task, metrics, settings, seconds)
     record["path"] = results.write_result(args.output_dir, record)
     return record

@@ -4,8 +4,9 @@
     python tools/infer.py --export export/ --images cat.jpg --classes cat dog --templates "a photo of a {}." "a {}"
     python tools/infer.py --export export/ --images cat.jpg dog.png --captions "a cat on a sofa" "a red car"
 
-Exits 2 with a one-line error for a missing or mismatched sidecar, an unreadable image, or a text
-longer than the exported context length.
+Exits 2 with a one-line error for a missing or mismatched sidecar, an unreadable image, a text
+longer than the exported context length, an empty class name or caption, a template without exactly
+one '{}', or --top-k below 1.
 """
 import argparse
 import os
@@ -14,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402,F401  (sets the oneDNN ISA cap before mindspore loads)
+from mindclip.eval.prompts import is_template  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,6 +29,23 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=3, help="classes printed per image")
     p.add_argument("--device", default="CPU", help="MindSpore device_target (CPU, Ascend, GPU)")
     return p.parse_args(argv)
+
+
+def check_args(args):
+    """One-line errors naming the flag, before the towers are loaded: None when the flags are good."""
+    if args.top_k < 1:
+        return f"--top-k must be at least 1, got {args.top_k}"
+    for flag, texts in (("--classes", args.classes), ("--captions", args.captions)):
+        for i, text in enumerate(texts or []):
+            if not text.strip():
+                return f"{flag}: entry {i + 1} of {len(texts)} is empty ({text!r})"
+    if args.templates is not None and not args.classes:
+        return "--templates is used with --classes only"
+    for template in args.templates or []:
+        if not is_template(template):
+            return (f"--templates: {template!r} must contain exactly one '{{}}' (where the class name goes) "
+                    f"and no other replacement field such as '{{0}}' or '{{name}}'")
+    return None
 
 
 def print_zero_shot(images, classnames, result, top_k):
@@ -44,6 +63,10 @@ def print_similarity(images, captions, similarity):
 
 def main(argv=None):
     args = parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     import mindspore as ms
 
     from mindclip.export import ExportedCLIP, ImageReadError, SidecarError, TextTooLongError

@@ -12,8 +12,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402,F401  (sets the environment before mindspore loads)
-from mindclip.data.convert import convert_files  # noqa: E402
-from mindclip.data.sources import FORMATS, SourceOptions  # noqa: E402
+from mindclip.data.convert import ExistingShardsError, convert_files  # noqa: E402
+from mindclip.data.delimited import HeaderError  # noqa: E402
+from mindclip.data.sources import FORMATS, InputError, SourceOptions  # noqa: E402
 from mindclip.data.validate import RecordOptions  # noqa: E402
 
 
@@ -45,8 +46,28 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def input_error_line(error):
+    """The one line printed for an input that cannot be converted, naming the flags that fix it."""
+    if isinstance(error, ExistingShardsError):
+        return (f"error: --out {error.out_dir} already holds {len(error.existing)} shard files of --prefix "
+                f"{error.prefix} (e.g. {error.existing[0]}); pass --overwrite to replace them, or another --prefix")
+    if isinstance(error.__cause__, HeaderError):
+        return f"error: {error} (choose them with --csv-img-key / --csv-caption-key / --csv-separator)"
+    return f"error: {error}"
+
+
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        convert(args)
+    except (InputError, ExistingShardsError) as e:
+        print(input_error_line(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+def convert(args):
+    """Run the conversion the parsed flags describe; returns its `ConversionSummary`."""
     if args.separator == "\\t":
         args.separator = "\t"
     source_options = SourceOptions(
@@ -63,4 +84,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
-from mindclip.viz.embedding import LAYOUTS  # noqa: E402
+from mindclip.eval.eval_set import CLASSIFICATION_LAYOUTS  # noqa: E402
 
 
 def _model_arguments(p):
@@ -59,11 +59,12 @@ def _add_embed(commands):
                        help="'demo' for the demo data folder, or a shipped class-name set "
                             "(imagenet1k, cifar10, pets...)")
     embed.add_argument("--root", required=True, help="demo folder, ImageFolder root, CSV/TSV, or CIFAR folder")
-    embed.add_argument("--layout", default="auto", choices=LAYOUTS,
+    embed.add_argument("--layout", default="auto", choices=("auto",) + CLASSIFICATION_LAYOUTS,
                        help="auto: demo for --dataset demo, cifar for cifar10/100, csv for a .csv/.tsv root, "
-                            "else imagefolder (as tools/eval.py)")
+                            "else imagefolder (read by mindclip.eval.load_eval_set, as tools/eval.py)")
     embed.add_argument("--classnames", default=None,
-                       help="class-name file (.txt lines or .json) instead of --dataset's")
+                       help="class-name file (.txt lines or .json) instead of --dataset's; an ImageFolder "
+                            "without one uses its folder names")
     embed.add_argument("--split", default="test", help="CIFAR split")
     embed.add_argument("--classes", nargs="+", default=None, help="only these classes (names)")
     embed.add_argument("--max-per-class", type=int, default=None, help="at most this many images per class")
@@ -132,10 +133,15 @@ def run_curves(args):
 def run_embed(args):
     import numpy as np
 
-    from mindclip.eval import ClipEncoders
+    from mindclip.eval import ClipEncoders, load_eval_set
     from mindclip.viz import embedding
 
-    data, classnames = embedding.load_labelled_set(args.root, args.dataset, args.layout, args.classnames, args.split)
+    eval_set = load_eval_set("zeroshot", args.root, args.dataset, args.layout, split=args.split,
+                             classnames_file=args.classnames)
+    for note in eval_set.notes:
+        print(f"note: {note}", file=sys.stderr)
+    data, classnames = eval_set.data, eval_set.classnames
+    embedding.check_labels(data.labels, classnames, source=data.source)
     keep = np.arange(len(data.labels))
     if args.classes:
         keep = embedding.select_classes(data.labels, classnames, args.classes)

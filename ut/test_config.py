@@ -103,3 +103,27 @@ def test_data_method_cannot_contradict_the_run_method(tmp_path):
     path = write(tmp_path, "method: lightclip\ndata:\n  method: pyramidclip\n")
     with pytest.raises(ConfigError, match="contradicts"):
         load_run_config(path)
+
+
+@pytest.mark.parametrize("override, key, says", [
+    ("data.batch_size=0", "data.batch_size", "must be at least 1, got 0"),
+    ("data.augment=foo", "data.augment", "'foo' is not one of none, simclr"),
+    ("data.mask_prob=2", "data.mask_prob", "must be in [0, 1], got 2.0"),
+    ("data.text_buckets=[1]", "data.text_buckets", "1 is not a length >= 2"),
+])
+def test_train_tool_names_a_bad_data_override_in_one_line(tmp_path, capsys, override, key, says):
+    """DataConfig's own checks (__post_init__) become ConfigErrors naming the key and the override."""
+    from tool_loader import load_tool
+
+    path = write(tmp_path, "method: clip\n")
+    assert load_tool("train").main(["-c", path, "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"override '{override}': {key}" in err and says in err, err
+
+
+def test_a_bad_data_value_in_the_file_names_the_file(tmp_path):
+    path = write(tmp_path, "method: clip\ndata:\n  augment: foo\n")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}: data.augment: 'foo' is not one of none, simclr"

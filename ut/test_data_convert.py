@@ -251,9 +251,68 @@ def test_make_mindrecord_cli(image_folder, tmp_path, capsys):
 
     tool = load_tool("make_mindrecord")
     path = _write(image_folder, "cli.csv", b"image,text\nimg/rgb.jpg,cli one\nimg/missing.jpg,cli two\n")
-    summary = tool.main([path, "--out", str(tmp_path), "--prefix", "val", "--csv-img-key", "image",
-                         "--csv-caption-key", "text", "--csv-separator", ",", "--quiet"])
-    assert summary.written == 1 and summary.skipped["missing_file"] == 1
+    assert tool.main([path, "--out", str(tmp_path), "--prefix", "val", "--csv-img-key", "image",
+                      "--csv-caption-key", "text", "--csv-separator", ",", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "val-summary.json").read_text())
+    assert summary["written"] == 1 and summary["skipped"]["missing_file"] == 1
     assert capsys.readouterr().out.strip().endswith(f"written 1, skipped 1 (missing_file 1), shards 1, "
-                                                    f"bytes {summary.bytes}")
+                                                    f"bytes {summary['bytes']}")
     assert [r["caption"] for r in read_shards(str(tmp_path), prefix="val")] == ["cli one"]
+
+
+# One line per record: quotes and tabs inside captions. Each entry: (line text after the header,
+# what a CSV read gives, what a TSV read gives); a caption is written, None is a bad_record.
+QUOTE_AND_TAB_LINES = [
+    ('img/rgb.jpg\t"Quoted start" then more words', None, '"Quoted start" then more words'),
+    ("img/alpha.png\ta see-through thing", "a see-through thing", "a see-through thing"),
+    ('img/gray.jpg\t"an unterminated quote', None, '"an unterminated quote'),
+    ("img/palette.gif\ta palette image", "a palette image", "a palette image"),
+    ('img/rgb.jpg\t"a fully ""quoted"" caption"', 'a fully "quoted" caption', '"a fully ""quoted"" caption"'),
+    ("img/rgb.jpg\ta caption with\ta tab inside", None, None),  # 3 fields: never cut to "a caption with"
+    ("img/alpha.png", None, None),  # 1 field
+    ('img/gray.jpg\tsays "hi" mid-caption', 'says "hi" mid-caption', 'says "hi" mid-caption'),
+]
+
+
+@pytest.mark.parametrize("fmt, column", [("csv", 1), ("tsv", 2)])
+def test_quotes_and_tabs_never_merge_or_cut_rows(image_folder, tmp_path, fmt, column):
+    lines = ["filepath\ttitle"] + [entry[0] for entry in QUOTE_AND_TAB_LINES]
+    path = _write(image_folder, f"quotes.{fmt}", ("\r\n".join(lines) + "\r\n").encode("utf-8"))
+    summary = convert_files(path, str(tmp_path), progress_every_s=None, log=None)
+    expected = [entry[column] for entry in QUOTE_AND_TAB_LINES]
+    written = [caption for caption in expected if caption is not None]
+    bad_lines = [f"{path}:{i + 2}" for i, caption in enumerate(expected) if caption is None]
+    assert [row["caption"] for row in read_shards(str(tmp_path))] == written  # in file order, none cut
+    assert summary.written + summary.total_skipped == len(QUOTE_AND_TAB_LINES)  # every line accounted for
+    assert summary.skipped["bad_record"] == len(bad_lines) == summary.total_skipped
+    with open(summary.report, encoding="utf-8") as f:
+        report = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert [r[0] for r in report] == bad_lines and {r[1] for r in report} == {"bad_record"}
+    assert "3 fields where the header has 2" in report[-2 if fmt == "csv" else 0][2]
+
+
+def test_make_mindrecord_refuses_a_csv_without_header_before_writing(image_folder, tmp_path, capsys):
+    good = _write(image_folder, "good.csv", b"filepath\ttitle\nimg/rgb.jpg\ta red thing\n")
+    headless = _write(image_folder, "headless.csv", b"img/rgb.jpg\ta red thing\nimg/alpha.png\talpha\n")
+    out = tmp_path / "out"
+    rc = load_tool("make_mindrecord").main([good, headless, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{headless}:1: the header ['img/rgb.jpg', 'a red thing'] has no column 'filepath'" in err
+    assert "--csv-img-key" in err
+    assert not out.exists()  # the good first file was not converted either: nothing half-done
+
+
+def test_make_mindrecord_refuses_existing_shards_naming_the_flag(image_folder, tmp_path, capsys):
+    tool = load_tool("make_mindrecord")
+    path = _write(image_folder, "one.csv", b"filepath\ttitle\nimg/rgb.jpg\tfirst run\n")
+    assert tool.main([path, "--out", str(tmp_path), "--quiet"]) == 0
+    before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
+    capsys.readouterr()
+    second = _write(image_folder, "two.csv", b"filepath\ttitle\nimg/alpha.png\tsecond run\n")
+    assert tool.main([second, "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "overwrite=True" not in err and "--prefix train" in err
+    assert {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)} == before  # untouched
+    assert tool.main([second, "--out", str(tmp_path), "--quiet", "--overwrite"]) == 0
+    assert [r["caption"] for r in read_shards(str(tmp_path))] == ["second run"]

@@ -214,3 +214,20 @@ def test_custom_prompts_file(tmp_path):
     templates.write_text("a {}.\nthere is a {}\n")
     got = prompts.load_prompts_file(str(names), str(templates))
     assert got.classnames == ["circle", "red square"] and got.templates == ["a {}.", "there is a {}"]
+
+
+def test_label_and_caption_files_are_read_one_line_per_row(tmp_path):
+    """An extra field or a runaway quote is refused naming the line, never cut or merged."""
+    path = tmp_path / "pairs.csv"
+    path.write_text('image,caption\na.jpg,"a ""quoted"" caption"\nb.jpg,plain\n')
+    assert datasets.read_retrieval_csv(str(path)).captions == ['a "quoted" caption', "plain"]
+    path.write_text('image,caption\na.jpg,"an open quote\nb.jpg,plain\nc.jpg,third\n')
+    with pytest.raises(ValueError, match=r"pairs.csv:2: bad CSV quoting"):
+        datasets.read_retrieval_csv(str(path))
+    path.write_text("image,caption\na.jpg,one, with a comma\n")
+    with pytest.raises(ValueError, match="pairs.csv:2: 3 fields where the header has 2"):
+        datasets.read_retrieval_csv(str(path))
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text('filepath\tlabel\n"a.jpg\t1\nb.jpg\t0\textra\n')
+    with pytest.raises(ValueError, match=r"labels.tsv:3: 3 fields"):  # line 2 is fine: no quoting in a TSV
+        datasets.read_classification_csv(str(tsv), num_classes=2)

@@ -47,13 +47,57 @@ def test_eval_tool_writes_one_result_per_task(demo_root, tmp_path, capsys, task,
     assert f"{100 * metrics[key]:.2f}" in out
 
 
-def test_eval_tool_refuses_unknown_dataset_without_classnames(tmp_path, capsys):
+def test_eval_tool_refuses_a_label_csv_without_classnames(tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,label\nx.jpg,0\n")
     tool = load_tool("eval")
     rc = tool.main(["--model", "tiny_resnet18", "--task", "zeroshot", "--dataset", "mystery",
-                    "--root", str(tmp_path), "--output-dir", str(tmp_path / "out")])
+                    "--root", str(labels), "--output-dir", str(tmp_path / "out")])
     assert rc == 2
-    assert "no shipped class names for dataset 'mystery': pass --classnames" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no class names for {labels} (layout csv)" in err and "--classnames" in err
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_eval_tool_imagefolder_classes_follow_the_folder_names(tmp_path, capsys):
+    """Without --classnames the folder names are the classes; a file listing them in another order is
+    matched by name (same metrics as the folder names, said on stderr); another count is refused."""
+    from PIL import Image
+
+    root = tmp_path / "colours"
+    for name, colour in {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 210)}.items():
+        os.makedirs(root / name)
+        for i in range(2):
+            Image.new("RGB", (40 + 8 * i, 40), colour).save(root / name / f"{i}.png")
+    import mindclip
+    from mindclip.models.weights import save_weights
+
+    checkpoint = str(tmp_path / "model.ckpt")  # one set of random weights for every run
+    save_weights(mindclip.create_model("tiny_resnet18"), checkpoint)
+    tool = load_tool("eval")
+
+    def run(name, *extra):
+        argv = ["--model", "tiny_resnet18", "--checkpoint", checkpoint, "--task", "zeroshot", "--dataset", "colours",
+                "--root", str(root), "--batch-size", "8", "--output-dir", str(tmp_path / name), "--no-progress", *extra]
+        rc = tool.main(argv)
+        path = tmp_path / name / "tiny_resnet18@model__colours__zeroshot.json"
+        return rc, capsys.readouterr().err, json.loads(path.read_text()) if path.exists() else None
+
+    rc, err, folders = run("folders")
+    assert rc == 0 and "note: class names are the 3 folder names" in err
+    assert folders["settings"]["class_order"] == "sorted folder names"
+    shuffled = tmp_path / "names.txt"
+    shuffled.write_text("green\nblue\nred\n")
+    rc, err, by_name = run("by_name", "--classnames", str(shuffled))
+    assert rc == 0 and "in another order: matched by name" in err
+    assert by_name["settings"]["class_order"] == "matched by folder name"
+    scalars = {k: v for k, v in folders["metrics"].items() if not isinstance(v, (list, dict))}
+    assert {"top1", "mean_per_class_recall", "num_samples"} <= set(scalars)
+    for key, value in scalars.items():
+        assert by_name["metrics"][key] == value, key  # the same classifier, its classes renumbered
+    shuffled.write_text("green\nblue\nred\nwhite\n")
+    rc, err, _ = run("refused", "--classnames", str(shuffled))
+    assert rc == 2 and err.count("\n") == 1 and "has 3 class folders but" in err
 
 
 def test_result_file_names_and_table(tmp_path):

@@ -197,3 +197,29 @@ def test_text_longer_than_the_context(setup, capsys):
         setup["clip"].encode_texts(["fine", long_text])
     assert infer_tool.main(["--export", setup["dir"], "--images", setup["images"][0], "--captions", long_text]) == 2
     assert "has 78 tokens" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--classes", *CLASSES, "--top-k", "0"], "error: --top-k must be at least 1, got 0"),
+    (["--classes", *CLASSES, "--templates", "a photo"], "error: --templates: 'a photo' must contain exactly one '{}'"),
+    (["--classes", *CLASSES, "--templates", "a {}", "{0} {1}"], "error: --templates: '{0} {1}' must contain"),
+    (["--classes", *CLASSES, "--templates", "a {name}"], "error: --templates: 'a {name}' must contain"),
+    (["--classes", ""], "error: --classes: entry 1 of 1 is empty ('')"),
+    (["--classes", "cat", "  "], "error: --classes: entry 2 of 2 is empty ('  ')"),
+    (["--captions", "a cat", ""], "error: --captions: entry 2 of 2 is empty"),
+    (["--captions", "a cat", "--templates", "a {}"], "error: --templates is used with --classes only"),
+])
+def test_infer_tool_refuses_bad_flags_in_one_line(setup, capsys, extra, message):
+    assert infer_tool.main(["--export", setup["dir"], "--images", setup["images"][0], *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1 and not captured.out
+
+
+def test_zero_shot_refuses_what_would_be_silently_wrong(setup):
+    clip, images = setup["clip"], setup["images"][:1]
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        clip.zero_shot(images, CLASSES, top_k=0)
+    with pytest.raises(ValueError, match=r"template 0 \('a photo'\) must contain exactly one"):
+        clip.zero_shot(images, CLASSES, ["a photo"])  # every class would get the same text
+    with pytest.raises(ValueError, match="class 1 has an empty"):
+        clip.zero_shot(images, ["cat", ""])

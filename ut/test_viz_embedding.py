@@ -93,21 +93,6 @@ def test_render_puts_each_point_where_its_coordinates_say():
         embedding.render_embedding([("test", coords)], np.array([0, 1, 5]), ["a", "b", "c"])
 
 
-def test_load_labelled_set_reads_the_demo_and_refuses_unknown_labels(tiny_demo, tmp_path):
-    data, names = embedding.load_labelled_set(tiny_demo, "demo")
-    assert len(names) == 36 and len(data.labels) == 24
-    for path, label in zip(data.images.paths, data.labels):  # demo folders are "<colour>_<shape>"
-        assert names[label] == path.split("/")[-2].replace("_", " ")
-    csv_path = tmp_path / "labels.csv"
-    csv_path.write_text("image,label\nx.jpg,0\ny.jpg,7\n")
-    names_path = tmp_path / "names.txt"
-    names_path.write_text("a\nb\n")
-    with pytest.raises(ValueError, match="label 7 outside"):
-        embedding.load_labelled_set(str(csv_path), classnames_file=str(names_path))
-    with pytest.raises(ValueError, match="class names"):
-        embedding.load_labelled_set(str(csv_path))
-
-
 def test_heat_scale_and_ticks():
     colors = draw.heat_colors(np.linspace(0, 1, 50), 0, 1).astype(float)
     luminance = colors @ [0.299, 0.587, 0.114]

@@ -2,6 +2,7 @@
 
 Modules (one concern each):
     sources        readers for every input format, yielding `RawSample`s
+    delimited      CSV/TSV read one physical line per record
     images         decode-check of images; what bytes are stored
     validate       `RawSample` -> records or skip reasons
     writer         sharded MindRecord writing (atomic shards)

@@ -24,7 +24,7 @@ def resolve_buckets(buckets, context_length):
     """
     for length in buckets:
         if int(length) != length or length < MIN_BUCKET:
-            raise ValueError(f"data.text_buckets: {length!r} is not a length >= {MIN_BUCKET}")
+            raise ValueError(f"text_buckets: {length!r} is not a length >= {MIN_BUCKET}")
     return tuple(sorted({int(b) for b in buckets if b < context_length})) + (int(context_length),)
 
 

@@ -16,7 +16,7 @@ import time
 from typing import Dict, List
 
 from mindclip.data.images import SKIP_REASONS
-from mindclip.data.sources import SourceOptions, read_samples
+from mindclip.data.sources import SourceOptions, check_inputs, read_samples
 from mindclip.data.validate import RecordOptions, validate_sample
 from mindclip.data.writer import SHARD_SUFFIX, ShardWriter, record_schema
 
@@ -73,11 +73,19 @@ def _validated(samples, record_options, workers):
         yield from pool.imap(check, samples, chunksize=8)
 
 
+class ExistingShardsError(FileExistsError):
+    """The output folder already holds shards of this prefix and overwriting was not asked for."""
+
+    def __init__(self, out_dir, prefix, existing):
+        super().__init__(f"{out_dir} already holds {len(existing)} '{prefix}' shard files (e.g. {existing[0]}); "
+                         f"choose another prefix or convert with overwrite=True")
+        self.out_dir, self.prefix, self.existing = out_dir, prefix, existing
+
+
 def _refuse_existing(out_dir, prefix, overwrite):
-    existing = glob.glob(os.path.join(out_dir, f"{prefix}-*{SHARD_SUFFIX}*"))
+    existing = sorted(glob.glob(os.path.join(out_dir, f"{prefix}-*{SHARD_SUFFIX}*")))
     if existing and not overwrite:
-        raise FileExistsError(f"{out_dir} already holds {len(existing)} '{prefix}' shard files "
-                              f"(e.g. {existing[0]}); choose another prefix or pass overwrite=True")
+        raise ExistingShardsError(out_dir, prefix, existing)
     for path in existing:
         os.remove(path)
 
@@ -126,5 +134,10 @@ def _tsv_field(text):
 
 
 def convert_files(inputs, out_dir, prefix="train", fmt=None, source_options=SourceOptions(), **kwargs):
-    """Read `inputs` (paths, globs, `{000..009}` ranges) in format `fmt` and `convert` them."""
-    return convert(read_samples(inputs, fmt, source_options), out_dir, prefix, **kwargs)
+    """Read `inputs` (paths, globs, `{000..009}` ranges) in format `fmt` and `convert` them.
+
+    Every input is checked first (`check_inputs`: it exists, its format is known, a CSV/TSV header
+    names the columns), so a bad second file raises `InputError` before any shard is written.
+    """
+    paths = check_inputs(inputs, fmt, source_options)
+    return convert(read_samples(paths, fmt, source_options, expand=False), out_dir, prefix, **kwargs)

@@ -86,16 +86,17 @@ class DataConfig:
     """M: ROI rows per sample in a PyramidCLIP batch (more are cut, fewer padded with zeros)."""
 
     def __post_init__(self):
+        # messages start with the field's name: a recipe's loader puts "FILE: data." before it
         if self.method not in METHODS:
-            raise ValueError(f"data.method: {self.method!r} is not one of {METHODS}")
+            raise ValueError(f"method: {self.method!r} is not one of {', '.join(METHODS)}")
         if self.augment not in AUGMENT_RECIPES:
-            raise ValueError(f"data.augment: {self.augment!r} is not one of {AUGMENT_RECIPES}")
+            raise ValueError(f"augment: {self.augment!r} is not one of {', '.join(AUGMENT_RECIPES)}")
         for name in ("batch_size", "image_size", "num_workers", "context_length", "roi_max"):
             if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("mask_prob", "text_synonym_prob", "text_swap_prob", "text_delete_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         resolve_buckets(self.text_buckets, self.context_length)
 
     @property

@@ -2,10 +2,12 @@
 
 Formats (`fmt`):
 
-- ``csv`` / ``tsv``: open_clip's layout, a header row then one pair per row; image path column
+- ``csv`` / ``tsv``: open_clip's layout, a header row then one pair per line; image path column
   `img_key` (default ``filepath``) and caption column `caption_key` (default ``title``); the
   separator is ``\\t`` for .tsv and for .csv files unless `separator` says otherwise (open_clip writes
-  tab-separated .csv files).
+  tab-separated .csv files). ``tsv`` has no quote processing (CC3M, img2dataset); ``csv`` has CSV
+  quoting within a line. Every line is one record: a line that is not exactly one row is a bad
+  record, never merged with the next or cut (mindclip/data/delimited.py).
 - ``jsonl``: one JSON object per line with `img_key` (default ``filename``) and `caption_key`
   (default ``caption``): the DeCLIP / YFCC15M meta format.
 - ``wds``: webdataset tar shards as img2dataset writes them: members ``KEY.jpg`` (or png, webp,
@@ -19,7 +21,6 @@ Relative image paths are resolved against `image_root` (default: the directory o
 names them). `summary_key` / `roi_key` name the optional PyramidCLIP columns (text summary; path
 of a ``.npy`` of ROI features) in csv and jsonl inputs.
 """
-import csv
 import dataclasses
 import glob
 import json
@@ -27,6 +28,8 @@ import os
 import re
 import tarfile
 from typing import List, Optional, Union
+
+from mindclip.data.delimited import read_header, read_records
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 FORMATS = ("csv", "tsv", "jsonl", "wds", "coco", "karpathy")
@@ -113,9 +116,31 @@ def _detect_json_format(path):
     return "karpathy" if b'"sentences"' in head else "coco"
 
 
-def read_samples(paths, fmt=None, options=SourceOptions()):
-    """Yield `RawSample`s from every file in `paths` (expanded with `expand_paths`)."""
-    for path in expand_paths(paths):
+class InputError(ValueError):
+    """An input that cannot be converted at all (no such file, unknown format, no header row)."""
+
+
+def check_inputs(paths, fmt=None, options=SourceOptions()):
+    """Expand `paths` and check each before anything is written: it exists, its format is known, and
+    a CSV/TSV header names the needed columns. Returns the expanded paths; raises `InputError`."""
+    try:
+        expanded = expand_paths(paths)
+        for path in expanded:
+            kind = fmt or detect_format(path)
+            if kind not in FORMATS:
+                raise ValueError(f"unknown input format {kind!r}; expected one of {FORMATS}")
+            if kind in ("csv", "tsv"):
+                separator, wanted, _, _ = _delimited_options(options)
+                read_header(path, separator, kind == "csv", wanted)
+    except (ValueError, OSError) as e:
+        raise InputError(str(e)) from e
+    return expanded
+
+
+def read_samples(paths, fmt=None, options=SourceOptions(), expand=True):
+    """Yield `RawSample`s from every file in `paths` (expanded with `expand_paths` unless `expand`
+    is False: the paths of `check_inputs`)."""
+    for path in expand_paths(paths) if expand else paths:
         kind = fmt or detect_format(path)
         if kind not in FORMATS:
             raise ValueError(f"unknown input format {kind!r}; expected one of {FORMATS}")
@@ -130,26 +155,38 @@ def _resolve(root, name):
     return name if os.path.isabs(name) else os.path.join(root, name)
 
 
-def read_csv(path, options):
-    """Rows of an open_clip CSV/TSV. Undecodable bytes survive as surrogates (flagged later)."""
+def _delimited_options(options):
+    """(separator, wanted columns, img_key, caption_key) of a CSV/TSV input."""
     img_key, caption_key = options.img_key or "filepath", options.caption_key or "title"
     separator = options.separator or "\t"
+    wanted = [k for k in (img_key, caption_key, options.summary_key, options.roi_key) if k]
+    return separator, wanted, img_key, caption_key
+
+
+def _read_delimited(path, options, quoted):
+    """Rows of an open_clip CSV/TSV, one `RawSample` per physical line (mindclip/data/delimited.py):
+    a line that is not exactly one row (bad quoting, too many or too few fields) is a bad record."""
+    separator, wanted, img_key, caption_key = _delimited_options(options)
     root = _root(path, options)
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f, delimiter=separator)
-        wanted = [k for k in (img_key, caption_key, options.summary_key, options.roi_key) if k]
-        missing = [k for k in wanted if k not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: no column {missing} in header {reader.fieldnames} "
-                             f"(separator {separator!r})")
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if any(row.get(k) is None for k in wanted):
-                yield RawSample(where, error="row has fewer columns than the header")
-                continue
-            yield RawSample(where, image=_resolve(root, row[img_key]), caption=row[caption_key],
-                            summary=row.get(options.summary_key) if options.summary_key else None,
-                            roi=_resolve(root, row[options.roi_key]) if options.roi_key else None)
+    for record in read_records(path, separator, quoted, wanted):
+        where = f"{path}:{record.line}"
+        if record.error:
+            yield RawSample(where, error=record.error)
+            continue
+        row = record.fields
+        yield RawSample(where, image=_resolve(root, row[img_key]), caption=row[caption_key],
+                        summary=row[options.summary_key] if options.summary_key else None,
+                        roi=_resolve(root, row[options.roi_key]) if options.roi_key else None)
+
+
+def read_csv(path, options):
+    """An open_clip CSV: CSV quoting within each line (tab-separated unless `separator` says otherwise)."""
+    return _read_delimited(path, options, quoted=True)
+
+
+def read_tsv(path, options):
+    """A TSV as CC3M and img2dataset write them: split at every separator, no quote processing."""
+    return _read_delimited(path, options, quoted=False)
 
 
 def read_jsonl(path, options):
@@ -240,5 +277,5 @@ def read_karpathy(path, options):
                         caption=[s.get("raw") for s in image.get("sentences", [])])
 
 
-_READERS = {"csv": read_csv, "tsv": read_csv, "jsonl": read_jsonl, "wds": read_tar,
+_READERS = {"csv": read_csv, "tsv": read_tsv, "jsonl": read_jsonl, "wds": read_tar,
             "coco": read_coco, "karpathy": read_karpathy}

@@ -9,10 +9,13 @@ Layouts:
   (for ImageNet the 1000 sorted WordNet ids shipped in `data/imagenet1k.json`), or the sorted
   folder names when no list is given (torchvision's convention).
 - CIFAR-10/100 python batches: `cifar-10-batches-py/{data_batch_1..5,test_batch}`,
-  `cifar-100-python/{train,test}` (fine labels).
+  `cifar-100-python/{train,test}` (fine labels), unpickled by a restricted unpickler that admits
+  only what these files hold (`mindclip.eval.cifar_pickle`): a crafted file cannot run code.
 - Classification CSV: a header with an image column (`image`, `filepath` or `path`) and `label`;
   image paths relative to the CSV's folder (or `image_root`); labels are integer class indices.
-  Files ending in `.tsv` are tab-separated (the demo's `val_labels.tsv`), others comma-separated.
+  Files ending in `.tsv` are tab-separated without quote processing (the demo's `val_labels.tsv`),
+  others comma-separated with CSV quoting; one line is one row, and a line that is not exactly one
+  row is refused naming the file and line (`mindclip.data.delimited`).
 - Karpathy JSON (`dataset_coco.json`, `dataset_flickr30k.json`): images of one split with all
   their captions (`sentences[*].raw`), image path `image_root/[filepath/]filename`.
 - Retrieval CSV: a header with an image column and a caption column (`caption`, `title` or
@@ -21,15 +24,16 @@ Layouts:
 - Demo held-out data (`mindclip.data.demo`, `tools/make_demo_data.py`): `val_labels.tsv` for
   zero-shot, `val_captions.json` (Karpathy layout, split "test") for retrieval.
 """
-import csv
 import dataclasses
 import json
 import os
-import pickle
 from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image
+
+from mindclip.data.delimited import read_header, read_records
+from mindclip.eval.cifar_pickle import load_cifar_batch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
@@ -90,6 +94,16 @@ class RetrievalSet:
 
 
 # ----------------------------------------------------------------------------- classification
+def list_class_folders(root: str) -> List[str]:
+    """The sorted sub-folder names of an ImageFolder root (refused when there are none)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder root not found: {root}")
+    present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not present:
+        raise ValueError(f"{root}: no class sub-folders")
+    return present
+
+
 def read_image_folder(root: str, folder_names: Optional[Sequence[str]] = None) -> ClassificationSet:
     """Read `root/<class folder>/<image>`; class index = position of the folder in `folder_names`.
 
@@ -97,11 +111,7 @@ def read_image_folder(root: str, folder_names: Optional[Sequence[str]] = None) -
     that is not in `folder_names` is an error (a wrong root or a wrong list); listed folders that
     do not exist are classes without samples.
     """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder root not found: {root}")
-    present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    if not present:
-        raise ValueError(f"{root}: no class sub-folders")
+    present = list_class_folders(root)
     names = list(present if folder_names is None else folder_names)
     index = {name: i for i, name in enumerate(names)}
     unknown = [d for d in present if d not in index]
@@ -141,8 +151,7 @@ def read_cifar(root: str, name: str = "cifar10", split: str = "test") -> Classif
         path = os.path.join(root, file_name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"CIFAR batch not found: {path}")
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = load_cifar_batch(path)  # restricted: admits only what CIFAR batches hold
         for key in (b"data", label_key):
             if key not in batch:
                 raise ValueError(f"{path}: CIFAR batch has no {key.decode()!r} entry (keys: {sorted(batch)})")
@@ -161,20 +170,28 @@ CAPTION_COLUMNS = ("caption", "title", "text")
 
 def _read_csv_rows(path: str, columns: Sequence[Sequence[str]]):
     """Yield (line number, values) of a CSV/TSV whose header has one column of each alias group in
-    `columns` (e.g. `(IMAGE_COLUMNS, ("label",))`); values follow the order of `columns`."""
+    `columns` (e.g. `(IMAGE_COLUMNS, ("label",))`); values follow the order of `columns`.
+
+    One physical line is one row (`mindclip.data.delimited`): a .tsv is split at tabs without quote
+    processing, a .csv at commas with CSV quoting within the line. A line that is not exactly one
+    row (bad quoting, too many or too few fields) is an error naming the file and line: an
+    evaluation set is read whole or not at all.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CSV file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.lower().endswith(".tsv") else ",")
-        header = reader.fieldnames or []
-        chosen = []
-        for aliases in columns:
-            found = [a for a in aliases if a in header]
-            if not found:
-                raise ValueError(f"{path}:1: header {header} has no column named {' or '.join(aliases)}")
-            chosen.append(found[0])
-        for row in reader:
-            yield reader.line_num, [row[c] if row[c] is not None else "" for c in chosen]
+    tsv = path.lower().endswith(".tsv")
+    separator = "\t" if tsv else ","
+    header = read_header(path, separator, quoted=not tsv)
+    chosen = []
+    for aliases in columns:
+        found = [a for a in aliases if a in header]
+        if not found:
+            raise ValueError(f"{path}:1: header {header} has no column named {' or '.join(aliases)}")
+        chosen.append(found[0])
+    for record in read_records(path, separator, quoted=not tsv):
+        if record.error:
+            raise ValueError(f"{path}:{record.line}: {record.error}")
+        yield record.line, [record.fields[c] for c in chosen]
 
 
 def _resolve(path: str, image_root: str) -> str:

@@ -8,6 +8,7 @@ Each file holds `classnames` (a name, or a list of synonyms, per class index), `
 import dataclasses
 import json
 import os
+import string
 from typing import List, Optional, Sequence, Union
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -30,15 +31,29 @@ def list_zero_shot_datasets() -> List[str]:
     return sorted(f[:-5] for f in os.listdir(DATA_DIR) if f.endswith(".json"))
 
 
+def is_template(template) -> bool:
+    """True for a string whose only replacement field is one bare `{}` (`template.format(name)` puts
+    the name there and nowhere else; literal braces are written `{{` and `}}`)."""
+    if not isinstance(template, str):
+        return False
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError:  # a lone '{' or '}'
+        return False
+    return fields == [("", "", None)]
+
+
 def check_prompts(classnames, templates, source="prompts"):
-    """Refuse empty lists, templates without exactly one `{}`, and empty class names."""
+    """Refuse empty lists, templates without exactly one bare `{}` (`is_template`), and empty class names."""
     if not classnames:
         raise ValueError(f"{source}: no class names")
     if not templates:
         raise ValueError(f"{source}: no templates")
     for i, template in enumerate(templates):
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(f"{source}: template {i} ({template!r}) must contain exactly one '{{}}'")
+        if not is_template(template):
+            raise ValueError(f"{source}: template {i} ({template!r}) must contain exactly one '{{}}' "
+                             f"and no other replacement field")
     for i, name in enumerate(classnames):
         names = [name] if isinstance(name, str) else list(name)
         if not names or not all(isinstance(n, str) and n.strip() for n in names):

@@ -13,6 +13,7 @@ import numpy as np
 import mindspore as ms
 from PIL import Image
 
+from mindclip.eval.prompts import check_prompts
 from mindclip.export.mindir import load_tower
 from mindclip.export.sidecar import SidecarError, read_sidecar, sidecar_path
 from mindclip.tokenizer import default_tokenizer
@@ -154,8 +155,9 @@ class ExportedCLIP:
         Returns a dict: `probs` (N, C) softmax of `logit_scale * cosine`, `top` (N, k) class indices by
         decreasing probability, `labels` (N,) the predicted class names.
         """
-        if not classnames:
-            raise ValueError("zero_shot needs at least one class name")
+        if top_k < 1:
+            raise ValueError(f"zero_shot: top_k must be at least 1, got {top_k}")
+        check_prompts(list(classnames), list(templates or DEFAULT_TEMPLATES), source="zero_shot")
         logits = self.logit_scale * self.encode_images(images) @ self.class_embeddings(classnames, templates).T
         probs = _softmax(logits)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :min(top_k, len(classnames))]

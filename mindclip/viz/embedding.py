@@ -10,7 +10,6 @@
   up to a few thousand points (`MAX_TSNE_POINTS`).
 Embeddings are compared by squared Euclidean distance; for unit vectors that is 2 - 2 cos.
 """
-import os
 from typing import Sequence
 
 import numpy as np
@@ -212,74 +211,3 @@ def _square_limits(coords):
     low, high = coords.min(axis=0), coords.max(axis=0)
     centre, half = (low + high) / 2, max(float((high - low).max()) / 2 * 1.08, 1e-9)
     return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
-
-
-# ----------------------------------------------------------------------------- labelled sets
-LAYOUTS = ("auto", "demo", "imagefolder", "csv", "cifar")
-
-
-def resolve_layout(root, dataset=None, layout="auto"):
-    """The reader for `root`, decided as tools/eval.py does: demo for the dataset "demo", cifar for
-    cifar10/100, csv for a .csv/.tsv file, else an ImageFolder tree."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
-    if layout != "auto":
-        return layout
-    if dataset == "demo":
-        return "demo"
-    if dataset in ("cifar10", "cifar100"):
-        return "cifar"
-    return "csv" if str(root).lower().endswith((".csv", ".tsv")) else "imagefolder"
-
-
-def _first_names(classnames):
-    """Class names, taking the first synonym where a class has a list of them."""
-    return [c[0] if isinstance(c, (list, tuple)) else str(c) for c in classnames]
-
-
-def _class_prompts(root, dataset, layout, classnames_file):
-    from mindclip.eval import datasets
-    from mindclip.eval.prompts import load_prompts_file, load_zero_shot_prompts
-
-    if classnames_file:
-        return load_prompts_file(classnames_file)
-    if layout == "demo":
-        return load_prompts_file(os.path.join(root, datasets.DEMO_CLASSNAMES))
-    if dataset:
-        return load_zero_shot_prompts(dataset)
-    return None
-
-
-def load_labelled_set(root, dataset=None, layout="auto", classnames_file=None, split="test"):
-    """(ClassificationSet, class names) of an evaluation set read by `mindclip.eval.datasets`.
-
-    Args:
-        root: the demo folder, an ImageFolder root, a classification CSV/TSV or the CIFAR folder.
-        dataset: "demo", or a shipped prompt set (`mindclip.eval.list_zero_shot_datasets()`)
-            whose class names (and ImageNet's folder names) are used.
-        layout: see `resolve_layout`.
-        classnames_file: class names from a file instead (.txt lines or .json, as tools/eval.py).
-    An ImageFolder without class names uses its sorted folder names; a CSV needs class names.
-    """
-    from mindclip.eval import datasets
-
-    layout = resolve_layout(root, dataset, layout)
-    prompts = _class_prompts(root, dataset, layout, classnames_file)
-    if layout == "demo":
-        data = datasets.read_demo_classification(root)
-    elif layout == "cifar":
-        if dataset not in ("cifar10", "cifar100"):
-            raise ValueError(f"layout cifar needs the dataset cifar10 or cifar100, got {dataset!r}")
-        data = datasets.read_cifar(root, dataset, split)
-    elif layout == "imagefolder":
-        data = datasets.read_image_folder(root, prompts.folder_names if prompts else None)
-        if prompts is None:  # the reader's own convention: sorted folder names are the classes
-            return data, sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    else:
-        if prompts is None:
-            raise ValueError(f"{root}: a classification CSV holds label indices only: give the class names "
-                             f"(a class-name file or a shipped dataset name)")
-        data = datasets.read_classification_csv(root, num_classes=len(prompts.classnames))
-    names = _first_names(prompts.classnames)
-    check_labels(data.labels, names, source=data.source)
-    return data, names

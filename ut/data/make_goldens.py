@@ -79,6 +79,15 @@ GOLDEN_TEXTS = [
     "“Smart quotes” and ‘single’ and it’s",
     "it'ſ a teſt",
     "price \x80 5 and a \x85 ellipsis",
+    # mojibake (UTF-8 read as Windows-1252 / Latin-1, common in web-crawled captions): ftfy repairs it
+    "cafÃ© au lait",
+    "naÃ¯ve cafÃ© in SÃ£o Paulo, Ã¼ber KÃ¶ln",
+    "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.",
+    "â€œquotedâ€\x9d and itâ€™s done âœ”",
+    "a smiling face ðŸ˜€ on a mug",
+    "Ð¿Ñ€Ð¸Ð²ÐµÑ‚ Ð¼Ð¸Ñ€",
+    "caf&eacute; next to cafÃ©, and a legitimate pair: ß€ and Ã©tude",
+    "line one cafÃ©\nline two Ã¼ber",
     # HTML entities
     "fish &amp; chips",
     "&lt;b&gt;bold&lt;/b&gt; text",
@@ -122,7 +131,7 @@ def import_open_clip():
         import open_clip
 
         return open_clip.tokenizer, open_clip.transformer, open_clip.__version__
-    except RuntimeError:
+    except (RuntimeError, ImportError):  # torchvision broken, or not installed
         for name in [n for n in sys.modules if n.split(".")[0] in ("torchvision", "open_clip")]:
             del sys.modules[name]
     stub = types.ModuleType("torchvision.ops.misc")
