@@ -6,6 +6,7 @@ import os as _os
 _os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 _os.environ.setdefault("GLOG_v", "3")
 
+import atexit as _atexit  # noqa: E402
 import sys as _sys  # noqa: E402
 
 
@@ -21,7 +22,14 @@ def _quiet_cell_teardown(previous_hook):
     return hook
 
 
+def _quiet_at_exit():
+    """Wrap whatever hook is current when the interpreter exits: a test runner (pytest) installs its
+    own hook and restores the original before exit, which drops the one set at import."""
+    _sys.unraisablehook = _quiet_cell_teardown(_sys.unraisablehook)
+
+
 _sys.unraisablehook = _quiet_cell_teardown(_sys.unraisablehook)
+_atexit.register(_quiet_at_exit)  # atexit runs before the module teardown that triggers the noise
 
 from mindclip.tokenizer import Tokenizer, tokenize  # noqa: E402
 
