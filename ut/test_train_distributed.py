@@ -1,15 +1,23 @@
 """Data parallel with exact accumulation through real msrun processes: ranks x micro-batches, and two
 launchers standing for two nodes, each equal to one process with the whole global batch.
 
+Two nodes on one machine: msrun starts the scheduler on the node whose own address is
+`--master_addr`, so two launchers sharing one network stack would both start one (with 127.0.0.1,
+both see it as theirs). Node 1 therefore runs in its own network namespace, joined to this one by a
+virtual ethernet link (`ip netns`, `ip link ... type veth`; needs root, as CI has): two network
+stacks, real TCP between them, the same file system standing for shared storage.
+
 LightCLIP on `tiny_swin` (no BatchNorm), so every part is live: the instance loss over the global
 batch and the token / MLM parts averaged over every sample of every rank. lr 1e-4, as in
 test_train_runs.py: AdamW divides by sqrt(v), so fp32 summation-order noise grows with the lr.
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import uuid
 
 import numpy as np
 import pytest
@@ -41,10 +49,25 @@ def recipe(tmp_path, name, tiny_demo, batch, accumulation_steps):
     return path, out
 
 
-def msrun(args, log_dir, **launcher):
+def msrun(args, log_dir, netns=None, **launcher):
+    """An msrun launcher of tools/train.py (in the network namespace `netns` if given)."""
     cmd = [os.path.join(os.path.dirname(sys.executable), "msrun"), f"--log_dir={log_dir}", "--join=True"]
     cmd += [f"--{key}={value}" for key, value in launcher.items()] + ["tools/train.py"] + args
-    return subprocess.Popen(cmd, cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    return subprocess.Popen(cmd, cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_all(launchers, timeout=1200):
+    """Each launcher's output; on a timeout every launcher's process group (workers too) is killed."""
+    try:
+        return [launcher.communicate(timeout=timeout)[0] for launcher in launchers]
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                os.killpg(launcher.pid, signal.SIGKILL)
+                launcher.wait()
 
 
 def worker_logs(log_dir):
@@ -77,7 +100,7 @@ def assert_equal_runs(out, reference):
 def test_two_ranks_times_two_micro_batches_equal_one_process(one_process, tiny_demo, tmp_path):
     path, out = recipe(tmp_path, "ranks", tiny_demo, GLOBAL_BATCH // 4, 2)
     proc = msrun(["-c", path], tmp_path / "logs", worker_num=2, local_worker_num=2, master_port=free_port())
-    output, _ = proc.communicate(timeout=1200)
+    output, = wait_all([proc])
     assert proc.returncode == 0, output[-2000:] + worker_logs(tmp_path / "logs")
     assert_equal_runs(out, one_process)
     with open(os.path.join(out, "config.yaml"), encoding="utf-8") as f:
@@ -85,13 +108,36 @@ def test_two_ranks_times_two_micro_batches_equal_one_process(one_process, tiny_d
     assert "accumulation=features (exact big-batch loss)" in worker_logs(tmp_path / "logs")
 
 
-def test_two_nodes_on_one_machine_equal_one_process(one_process, tiny_demo, tmp_path):
-    """Two msrun launchers (node_rank 0 and 1, one worker each, master 127.0.0.1), as on two machines."""
+@pytest.fixture
+def second_node():
+    """A network namespace joined to this one by a veth pair: (its name, this side's address)."""
+    tag = uuid.uuid4().hex[:6]
+    name, host_if, node_if = f"mc-node1-{tag}", f"mc0{tag}", f"mc1{tag}"
+    host_ip, node_ip = "10.213.7.1", "10.213.7.2"
+    commands = [["ip", "netns", "add", name], ["ip", "link", "add", host_if, "type", "veth", "peer", "name", node_if],
+                ["ip", "link", "set", node_if, "netns", name], ["ip", "addr", "add", f"{host_ip}/24", "dev", host_if],
+                ["ip", "link", "set", host_if, "up"],
+                ["ip", "netns", "exec", name, "ip", "addr", "add", f"{node_ip}/24", "dev", node_if],
+                ["ip", "netns", "exec", name, "ip", "link", "set", node_if, "up"],
+                ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]]
+    try:
+        for command in commands:
+            done = subprocess.run(command, capture_output=True, text=True)
+            assert done.returncode == 0, f"cannot simulate a second node: {' '.join(command)}: {done.stderr.strip()}"
+        yield name, host_ip
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)  # removes node_if, hence host_if too
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+
+
+def test_two_nodes_equal_one_process(one_process, tiny_demo, tmp_path, second_node):
+    """Two msrun launchers (node_rank 0 and 1, one worker each) on two network stacks, as on two machines."""
+    namespace, master = second_node
     path, out = recipe(tmp_path, "nodes", tiny_demo, GLOBAL_BATCH // 4, 2)
     port = free_port()
     nodes = [msrun(["-c", path], tmp_path / f"logs{rank}", worker_num=2, local_worker_num=1, node_rank=rank,
-                   master_addr="127.0.0.1", master_port=port) for rank in (0, 1)]
-    outputs = [node.communicate(timeout=1200)[0] for node in nodes]
+                   master_addr=master, master_port=port, netns=namespace if rank else None) for rank in (0, 1)]
+    outputs = wait_all(nodes)
     for rank, (node, output) in enumerate(zip(nodes, outputs)):
         assert node.returncode == 0, output[-2000:] + worker_logs(tmp_path / f"logs{rank}")
     assert_equal_runs(out, one_process)
