@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional
 
 from mindclip.config import ConfigError, from_dict, read_yaml, set_dotted, to_dict
 from mindclip.models.clip_towers import CLIP_TOWER_TYPES, build_clip_tower, tower_options
+from mindclip.tokenizer import VOCAB_SIZE
 
 TOKEN_TABLE = "text.token_embedding"  # the checkpoint entry that fixes text.vocab_size
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_configs")
@@ -38,7 +39,7 @@ class ImageConfig:
 @dataclasses.dataclass
 class TextConfig:
     context_length: int = 77
-    vocab_size: int = 49408  # 49409 when MLM adds the [MASK] id 49408
+    vocab_size: int = VOCAB_SIZE  # 49408; MASK_ID + 1 = 49409 when MLM adds [MASK]
     width: int = 512
     heads: int = 8
     layers: int = 8  # a multiple of 4: the tower is split into 4 equal stages
