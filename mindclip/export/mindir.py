@@ -20,8 +20,8 @@ import mindspore as ms
 from mindspore import nn
 
 import mindclip
-from mindclip.export.sidecar import FORMAT, FORMAT_VERSION, SIDECAR_NAME, file_sha256, sidecar_path, write_sidecar
 from mindclip.export.float16 import float16_copy
+from mindclip.export.sidecar import FORMAT, FORMAT_VERSION, SIDECAR_NAME, file_sha256, sidecar_path, write_sidecar
 from mindclip.models.clip import ImageEncoder, TextEncoder
 from mindclip.tokenizer import default_tokenizer
 
