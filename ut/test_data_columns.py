@@ -7,6 +7,7 @@ import mindclip
 from mindclip.data import (BATCH_COLUMNS, METHODS, TEXT_COLUMNS, caption_tokens_index, create_dataset, list_shards,
                            make_demo_data)
 from mindclip.data.pipeline import DataConfig
+from mindclip.data.synthetic import synthetic_arrays
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,11 @@ def test_batch_columns_start_with_the_images_and_hold_the_text_columns():
     assert [caption_tokens_index(m) for m in METHODS] == [1, 1, 2]
     with pytest.raises(ValueError, match="'simclr' is not one of clip, lightclip, pyramidclip"):
         caption_tokens_index("simclr")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_synthetic_batches_have_the_batch_columns(method):
+    arrays = synthetic_arrays(method, 32, 4, 16, np.random.default_rng(0))
+    assert tuple(arrays) == BATCH_COLUMNS[method]
+    caption = arrays["tokens"]
+    assert (caption[:, 0] == mindclip.tokenizer.SOT_ID).all() and (caption.max(1) == mindclip.tokenizer.EOT_ID).all()
