@@ -1,7 +1,10 @@
 """Strict YAML -> dataclass loading with dotted command-line overrides.
 
 Depends on nothing else in the package. Every error names the offending key and the file it came
-from, so a typo in a 200-line recipe is refused before anything is built.
+from, so a typo in a 200-line recipe is refused before anything is built. A key written twice in
+one mapping is refused with both lines (plain YAML keeps the last one silently). A file may start
+from another with the top-level key `_base_: path/relative/to/this/file.yaml`: the base (and its
+own base, depth-first) is read first and the file's keys win, mappings merged key by key.
 """
 import dataclasses
 import os
@@ -14,20 +17,107 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names the key and its source."""
 
 
-def read_yaml(path):
-    """Read a YAML mapping from `path`, with errors that name the file and line."""
+BASE_KEY = "_base_"
+"""Top-level recipe key: a YAML file (path relative to the recipe) whose keys the recipe starts from."""
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping holds the same key twice (YAML itself would keep the last one silently)."""
+
+    def __init__(self, key, line, first_line):
+        super().__init__(f"duplicate key {key!r} on line {line} (first on line {first_line})")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key written twice in one mapping (merge keys `<<` aside)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = first_lines.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise DuplicateKeyError(key, key_node.start_mark.line + 1, first)
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml_file(path):
+    """One YAML file as a mapping; a duplicate key or bad syntax is refused naming the file and line."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_UniqueKeyLoader)
+        except DuplicateKeyError as e:
+            raise ConfigError(f"{path}:{e.line}: key '{e.key}' is written twice in one section (first on line "
+                              f"{e.first_line}); keep one") from e
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else path
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"{where}: invalid YAML: {problem}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def read_yaml_layers(path):
+    """[(file, mapping)] of `path` and its `_base_` chain, deepest base first; `_base_` keys removed.
+
+    A base path is relative to the file naming it. A missing base, a base that is not a path and a
+    cycle (a recipe that is its own base, directly or not) are refused naming the files.
+    """
+    layers, seen = [], []
+    while True:
+        data = _read_yaml_file(path)
+        layers.append((path, data))
+        seen.append(os.path.realpath(path))
+        if BASE_KEY not in data:
+            return layers[::-1]
+        base = data.pop(BASE_KEY)
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{path}: '{BASE_KEY}' must be the path of a YAML file, got {base!r}")
+        base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
+        if not os.path.isfile(base_path):
+            raise ConfigError(f"{path}: {BASE_KEY} file not found: {base_path}")
+        if os.path.realpath(base_path) in seen:
+            chain = " -> ".join(p for p, _ in layers)
+            raise ConfigError(f"{path}: {BASE_KEY} cycle: {chain} -> {base_path}")
+        path = base_path
+
+
+def merge_trees(base, recipe):
+    """`base` updated by `recipe`, depth-first: mappings merge key by key, any other value (lists too) replaces."""
+    merged = dict(base)
+    for key, value in recipe.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_trees(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path):
+    """Read a YAML mapping from `path`, its `_base_` chain merged under it (the file's own keys win).
+
+    Errors name the file and line: a missing file, bad YAML, a key written twice in one mapping.
+    """
+    return _merge_layers(read_yaml_layers(path))
+
+
+def _merge_layers(layers):
+    merged = {}
+    for _, data in layers:
+        merged = merge_trees(merged, data)
+    return merged
 
 
 def parse_override(text):
@@ -182,14 +272,22 @@ def dump_yaml(obj, path):
 
 
 def load_config(cls, path=None, overrides=(), base=None):
-    """Load `cls` from YAML `path` (or the mapping `base`), then apply `key=value` overrides.
+    """Load `cls` from YAML `path` (with its `_base_` chain) or the mapping `base`, then apply overrides.
 
-    Overrides are checked against the same schema; a mistyped override key is refused with the
-    message naming it.
+    Each file of the chain is checked on its own first, so that an unknown key or a wrong type names
+    the file that holds it; the merged recipe is then checked whole, then every `key=value` override
+    against the same schema (a mistyped override key is refused with the message naming it).
     """
-    data = read_yaml(path) if path else dict(base or {})
-    source = path or "config"
-    # the file alone must be valid, so that an error names the file rather than an override
+    if path:
+        layers = read_yaml_layers(path)
+        for layer_path, layer in layers:
+            from_dict(cls, layer, layer_path, validate=False)
+        data = _merge_layers(layers)
+        bases = [layer_path for layer_path, _ in layers[:-1]]
+        source = f"{path} (over {' <- '.join(reversed(bases))})" if bases else path
+    else:
+        data, source = dict(base or {}), "config"
+    # the recipe alone must be valid, so that an error names the file rather than an override
     from_dict(cls, data, source)
     for text in overrides:
         key, value = parse_override(text)

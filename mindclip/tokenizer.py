@@ -20,6 +20,9 @@ BPE results are cached per word: 10k ImageNet prompts take ~0.5-0.8 s (measured 
 Special tokens are spelled ``<start_of_text>`` and ``<end_of_text>`` as in open_clip (OpenAI CLIP
 spells them ``<|startoftext|>``, ``<|endoftext|>``); a caption holding that literal text gets the
 special id, as with open_clip.
+
+The special ids ``SOT_ID``, ``EOT_ID``, ``PAD_ID`` and LightCLIP's MLM ``MASK_ID`` (one past the
+vocabulary) are defined in this module only; the data, models and losses import them.
 """
 import functools
 import gzip
@@ -40,6 +43,14 @@ SOT_TOKEN = "<start_of_text>"
 EOT_TOKEN = "<end_of_text>"
 _NUM_MERGES = 49152 - 256 - 2  # merges used by CLIP: lines 1..48894 of the vocabulary file
 _NO_MERGE = float("inf")
+
+# The special ids, defined here only. They follow from the vocabulary's layout: 256 byte symbols,
+# their 256 word-final forms, the merges, then SOT and EOT (`Tokenizer.__init__` checks the file).
+PAD_ID = 0  # fills a row after EOT (as in open_clip; id 0 is also the byte "!", told apart by position)
+SOT_ID = 2 * 256 + _NUM_MERGES  # 49406
+EOT_ID = SOT_ID + 1  # 49407; CLIP pools the text at the largest id of a row, this one
+VOCAB_SIZE = EOT_ID + 1  # 49408 ids
+MASK_ID = VOCAB_SIZE  # 49408: LightCLIP's MLM [MASK], one past CLIP's vocabulary (its token table gets a row more)
 
 
 # ----------------------------------------------------------------------------- text cleaning
@@ -136,9 +147,9 @@ class Tokenizer:
     Each distinct word's ids are cached (like open_clip), so repeated vocabulary costs one dict lookup.
     """
 
-    sot_token_id = 49406
-    eot_token_id = 49407
-    pad_token_id = 0
+    sot_token_id = SOT_ID
+    eot_token_id = EOT_ID
+    pad_token_id = PAD_ID
 
     def __init__(self, vocab_path: str = VOCAB_PATH, context_length: int = DEFAULT_CONTEXT_LENGTH):
         with open(vocab_path, "rb") as file:
@@ -156,13 +167,13 @@ class Tokenizer:
         self._cache = {}  # word -> ids
         self._pattern = _split_pattern()
         self.context_length = context_length
-        if self._encoder[SOT_TOKEN] != self.sot_token_id or len(vocab) != self.vocab_size:
-            raise ValueError(f"{vocab_path}: not CLIP's BPE vocabulary ({len(vocab)} symbols, expected 49408)")
+        if (self._encoder[SOT_TOKEN], self._encoder[EOT_TOKEN], len(vocab)) != (SOT_ID, EOT_ID, VOCAB_SIZE):
+            raise ValueError(f"{vocab_path}: not CLIP's BPE vocabulary ({len(vocab)} symbols, expected {VOCAB_SIZE})")
 
     @property
     def vocab_size(self) -> int:
         """Number of ids (49408): 256 bytes, 256 word-final bytes, 48894 merges, SOT, EOT."""
-        return 49408
+        return VOCAB_SIZE
 
     def _word_ids(self, word):
         ids = self._cache.get(word)

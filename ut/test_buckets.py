@@ -9,6 +9,7 @@ from mindclip.config import load_config
 from mindclip.data import create_dataset
 from mindclip.data.buckets import TrimToBucket, bucket_length, resolve_buckets, used_length
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
+from mindclip.tokenizer import EOT_ID, SOT_ID
 from mindclip.train.batch_losses import BatchLoss
 from mindclip.train.config import RunConfig
 from mindclip.train.networks import build_objective
@@ -19,9 +20,9 @@ def rows_with_ends(ends, length=77):
     tokens = np.zeros((len(ends), length), np.int32)
     for i, end in enumerate(ends):
         if end:
-            tokens[i, 0] = 49406
+            tokens[i, 0] = SOT_ID
             tokens[i, 1:end - 1] = 320 + i
-            tokens[i, end - 1] = 49407
+            tokens[i, end - 1] = EOT_ID
     return tokens
 
 

@@ -1,10 +1,12 @@
 """Strict run configs: unknown or mistyped keys are refused before anything is built."""
+import json
 import os
 
 import pytest
 
-from mindclip.config import ConfigError, load_config, parse_override
+from mindclip.config import ConfigError, load_config, parse_override, read_yaml, read_yaml_layers, to_dict
 from mindclip.train.config import RunConfig, load_run_config
+from tool_loader import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(f for f in os.listdir(os.path.join(ROOT, "ascend_configs")) if f.endswith(".yaml"))
@@ -127,3 +129,101 @@ def test_a_bad_data_value_in_the_file_names_the_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_run_config(path)
     assert str(err.value) == f"{path}: data.augment: 'foo' is not one of none, simclr"
+
+
+# ------------------------------------------------------------------ recipes sharing a base (`_base_`)
+def test_recipes_resolve_as_they_did_before_they_shared_a_base():
+    """ut/data/recipes_flat.json holds each recipe's flat file from before the bases (README.md there);
+    today's recipe and that mapping must give the same RunConfig."""
+    with open(os.path.join(ROOT, "ut", "data", "recipes_flat.json"), encoding="utf-8") as f:
+        flat = json.load(f)
+    assert set(flat) <= set(RECIPES) and len(flat) == 7
+    for recipe, mapping in flat.items():
+        before = to_dict(load_config(RunConfig, None, base=mapping))
+        after = to_dict(load_run_config(os.path.join(ROOT, "ascend_configs", recipe)))
+        assert after == before, (recipe, {k: (after[k], before[k]) for k in after if after[k] != before[k]})
+
+
+def test_the_paper_recipes_hold_only_what_differs_from_their_base():
+    for recipe in RECIPES:
+        layers = read_yaml_layers(os.path.join(ROOT, "ascend_configs", recipe))
+        if recipe.startswith(("lightclip_", "pyramidclip_")):
+            assert len(layers) == 2 and os.path.basename(os.path.dirname(layers[0][0])) == "base"
+            assert layers[1][1] == {"model": {"name": recipe[:-5]}, "train": {"output_dir": f"runs/{recipe[:-5]}"}}
+
+
+def test_base_chain_merges_depth_first_and_the_recipe_wins(tmp_path):
+    (tmp_path / "common").mkdir()
+    write(tmp_path / "common", "method: lightclip\noptim:\n  lr: 1.0e-3\n  beta2: 0.95\n"
+          "data:\n  crop_scale: [0.5, 1.0]\n  batch_size: 64\n", "root.yaml")
+    write(tmp_path / "common", "_base_: root.yaml\noptim:\n  lr: 2.0e-3\ntrain:\n  epochs: 7\n", "family.yaml")
+    path = write(tmp_path, "_base_: common/family.yaml\noptim:\n  weight_decay: 0.3\n"
+                 "data:\n  crop_scale: [0.8, 1.0]\n", "run.yaml")
+    cfg = load_run_config(path, ["train.epochs=9"])
+    assert cfg.method == "lightclip" and cfg.train.epochs == 9  # from the root; the override wins
+    assert (cfg.optim.lr, cfg.optim.beta2, cfg.optim.weight_decay) == (2e-3, 0.95, 0.3)  # section merged key by key
+    assert cfg.data.crop_scale == (0.8, 1.0) and cfg.data.batch_size == 64  # a list replaces, never concatenates
+    assert read_yaml(path)["optim"] == {"lr": 2e-3, "beta2": 0.95, "weight_decay": 0.3}
+    assert "_base_" not in read_yaml(path)
+
+
+def test_base_cycles_and_missing_bases_are_refused_naming_the_files(tmp_path):
+    a = write(tmp_path, "_base_: b.yaml\n", "a.yaml")
+    write(tmp_path, "_base_: ./a.yaml\n", "b.yaml")
+    with pytest.raises(ConfigError, match=r"b\.yaml: _base_ cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_run_config(a)
+    itself = write(tmp_path, "_base_: self.yaml\n", "self.yaml")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_run_config(itself)
+    lost = write(tmp_path, "_base_: base/nope.yaml\n", "lost.yaml")
+    with pytest.raises(ConfigError, match=r"lost\.yaml: _base_ file not found: .*base/nope\.yaml"):
+        load_run_config(lost)
+    listed = write(tmp_path, "_base_: [a.yaml]\n", "listed.yaml")
+    with pytest.raises(ConfigError, match=r"listed\.yaml: '_base_' must be the path of a YAML file"):
+        load_run_config(listed)
+
+
+def test_errors_name_the_file_of_the_chain_that_holds_the_key(tmp_path):
+    base = write(tmp_path, "optim:\n  learning_rate: 1.0e-3\n", "base.yaml")
+    path = write(tmp_path, "_base_: base.yaml\ntrain:\n  epochs: 2\n", "run.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert str(err.value).startswith(f"{base}: unknown key 'optim.learning_rate'")
+    write(tmp_path, "loss:\n  r1: 0.8\n", "base.yaml")
+    write(tmp_path, "_base_: base.yaml\nloss:\n  r2: 0.5\n", "run.yaml")
+    with pytest.raises(ConfigError, match=r"run\.yaml \(over .*base\.yaml\): loss\.r1/r2"):
+        load_run_config(path)  # a constraint between files names the recipe and its base
+    write(tmp_path, "_base_: base.yaml\noptim:\n  _base_: other.yaml\n", "run.yaml")
+    with pytest.raises(ConfigError, match="unknown key 'optim._base_'"):
+        load_run_config(path)  # only the top level names a base
+
+
+# ------------------------------------------------------------------ a key written twice is refused
+def test_duplicate_keys_are_refused_with_file_and_lines(tmp_path):
+    path = write(tmp_path, "method: clip\noptim:\n  lr: 1.0e-3\n  beta1: 0.9\n  lr: 5.0e-4\n")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert str(err.value) == f"{path}:5: key 'lr' is written twice in one section (first on line 3); keep one"
+    top = write(tmp_path, "train:\n  epochs: 1\nmethod: clip\ntrain:\n  epochs: 2\n", "top.yaml")
+    with pytest.raises(ConfigError, match=r"top\.yaml:4: key 'train' is written twice .*first on line 1"):
+        load_run_config(top)
+    assert read_yaml(write(tmp_path, "a:\n  x: 1\nb:\n  x: 1\n", "same.yaml")) == {"a": {"x": 1}, "b": {"x": 1}}
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    path = write(tmp_path, "shared: &s {lr: 1.0e-3, beta2: 0.95}\nother:\n  <<: *s\n  lr: 2.0e-3\n", "anchors.yaml")
+    assert read_yaml(path)["other"] == {"lr": 2e-3, "beta2": 0.95}
+
+
+def test_duplicate_key_in_a_recipe_stops_train_with_exit_2(tmp_path, capsys):
+    path = write(tmp_path, "method: clip\nmethod: lightclip\n")
+    assert load_tool("train").main(["-c", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"config error: {path}:2: key 'method' is written twice in one section (first on line 1); keep one"
+
+
+def test_invalid_yaml_is_one_line_with_the_line_number(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 1\n  bad: [1, 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_run_config(path)
+    assert str(err.value).startswith(f"{path}:") and "invalid YAML" in str(err.value) and "\n" not in str(err.value)

@@ -17,9 +17,9 @@ import mindspore as ms
 
 from mindclip.config import parse_override
 from mindclip.export.mindir import load_tower
-from mindclip.export.towers import ImageEncoder
+from mindclip.export import ImageEncoder
 from mindclip.models.clip import CLIP
-from mindclip.models.clip_towers import build_clip_tower
+from mindclip.models.clip_image_towers import build_clip_tower
 from mindclip.models.convert import (convert_open_clip_state, kept_at_init, preset_from_open_clip_config,
                                      read_safetensors, read_state_dict)
 from mindclip.models.text import TextTransformer

@@ -7,8 +7,9 @@ import pytest
 from mindclip.data import TextAugmenter, compact_mlm_labels, load_synonyms, mask_tokens, mlm_max_predictions
 from mindclip.data.masking import num_masked
 from mindclip.data.text_augment import DEFAULT_SYNONYMS_FILE, delete_words, swap_words
+from mindclip.tokenizer import EOT_ID, MASK_ID, PAD_ID, SOT_ID
 
-SPECIAL = (0, 49406, 49407)
+SPECIAL = (PAD_ID, SOT_ID, EOT_ID)
 
 
 def _rows(rng, n_rows, length=77):
@@ -16,7 +17,7 @@ def _rows(rng, n_rows, length=77):
     rows = np.zeros((n_rows, length), np.int32)
     for row in range(n_rows):
         n_words = 0 if row == 0 else int(rng.integers(1, length - 1))
-        rows[row, :n_words + 2] = [49406] + list(rng.integers(1, 49406, n_words)) + [49407]
+        rows[row, :n_words + 2] = [SOT_ID] + list(rng.integers(1, SOT_ID, n_words)) + [EOT_ID]
     return rows
 
 
@@ -44,14 +45,14 @@ def test_mask_tokens_replacement_proportions_and_ids():
     outcome = masked[chosen]
     original = tokens[chosen]
     n = chosen.sum()
-    is_mask = outcome == 49408
+    is_mask = outcome == MASK_ID
     kept = outcome == original
     replaced = ~is_mask & ~kept
     assert n > 15000
     assert abs(is_mask.mean() - 0.8) < 0.015
     assert abs((kept.mean()) - 0.1) < 0.015  # a random id equal to the original is counted as kept (p ~ 2e-5)
     assert abs(replaced.mean() - 0.1) < 0.015
-    assert outcome[replaced].min() >= 1 and outcome[replaced].max() <= 49405
+    assert outcome[replaced].min() >= 1 and outcome[replaced].max() < SOT_ID
 
 
 def test_mask_tokens_is_deterministic_and_accepts_one_row():

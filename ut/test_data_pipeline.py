@@ -13,6 +13,7 @@ from mindclip.data.pipeline import DataConfig, create_dataset, steps_per_epoch
 from mindclip.data.sources import SourceOptions
 from mindclip.data.transforms import CLIP_MEAN, CLIP_STD, preprocess_image
 from mindclip.data.validate import RecordOptions
+from mindclip.tokenizer import SOT_ID
 
 N_IMAGES = 24
 SIZE = 32
@@ -103,7 +104,7 @@ def test_lightclip_mlm_columns(shards):
         assert all(batch[c].dtype == np.int32 for c in ("mlm_tokens", "mlm_positions", "mlm_labels"))
         for tokens, masked, positions, labels in zip(batch["tokens"], batch["mlm_tokens"],
                                                      batch["mlm_positions"], batch["mlm_labels"]):
-            n_words = int(np.sum((tokens > 0) & (tokens < 49406)))
+            n_words = int(np.sum((tokens > 0) & (tokens < SOT_ID)))
             chosen = positions[labels != -100]
             assert len(chosen) == num_masked(n_words)
             np.testing.assert_array_equal(labels[labels != -100], tokens[chosen])

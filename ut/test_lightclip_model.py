@@ -6,22 +6,23 @@ from mindspore import nn
 
 from mindclip.models import create_model
 from mindclip.models.lightclip import LightCLIPPretrain, gather_positions
+from mindclip.tokenizer import EOT_ID, MASK_ID, SOT_ID
 
 NAME = "tiny_resnet18"
-BATCH, LENGTH, K, MASK = 3, 16, 4, 49408
-VOCAB = MASK + 1
+BATCH, LENGTH, K = 3, 16, 4
+VOCAB = MASK_ID + 1
 
 
 def make_batch(seed=0):
     rng = np.random.default_rng(seed)
     images = rng.standard_normal((BATCH, 3, 64, 64)).astype(np.float32)
     tokens = np.zeros((BATCH, LENGTH), np.int32)
-    tokens[:, 0] = 49406
+    tokens[:, 0] = SOT_ID
     tokens[:, 1:9] = rng.integers(1, 49000, (BATCH, 8))
-    tokens[:, 9] = 49407
+    tokens[:, 9] = EOT_ID
     positions = np.stack([rng.choice(np.arange(1, 9), K, replace=False) for _ in range(BATCH)]).astype(np.int32)
     mlm_tokens = tokens.copy()
-    mlm_tokens[np.arange(BATCH)[:, None], positions] = MASK
+    mlm_tokens[np.arange(BATCH)[:, None], positions] = MASK_ID
     return images, tokens, mlm_tokens, positions
 
 

@@ -7,8 +7,8 @@ import mindspore as ms
 from mindspore import nn
 
 from mindclip.losses import text_word_mask, token_alignment_loss
+from mindclip.tokenizer import EOT_ID, MASK_ID, SOT_ID
 
-SOT, EOT, MASK = 49406, 49407, 49408
 
 
 def reference_loss_and_grads(image, text, valid):
@@ -85,7 +85,7 @@ def test_batch_without_words_is_zero(loss_and_grads):
 
 
 def test_text_word_mask():
-    tokens = np.array([[SOT, 320, 1125, EOT, 0, 0], [SOT, MASK, 539, 320, 2368, EOT]], np.int32)
+    tokens = np.array([[SOT_ID, 320, 1125, EOT_ID, 0, 0], [SOT_ID, MASK_ID, 539, 320, 2368, EOT_ID]], np.int32)
     got = text_word_mask(ms.Tensor(tokens)).asnumpy()
     np.testing.assert_array_equal(got, [[0, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 0]])
 

@@ -8,11 +8,11 @@ from mindspore import nn, ops
 from mindclip.config import ConfigError
 from mindclip.models import TextEncoder, create_model, get_model_config, list_models
 from mindclip.models.layers import LayerNorm, l2_normalize, make_activation
+from mindclip.tokenizer import EOT_ID, SOT_ID, VOCAB_SIZE
 
 TINY = ["tiny_mobilenetv2", "tiny_resnet18", "tiny_swin"]
 FULL = ["lightclip_mobilenetv2", "lightclip_resnet18", "lightclip_swin_nano"]
 BATCH = 4
-SOT, EOT = 49406, 49407
 
 
 def make_tokens(batch, length=77, seed=0):
@@ -21,9 +21,9 @@ def make_tokens(batch, length=77, seed=0):
     tokens = np.zeros((batch, length), np.int32)
     for row in range(batch):
         eot = min(3 + 4 * row, length - 1)
-        tokens[row, 0] = SOT
+        tokens[row, 0] = SOT_ID
         tokens[row, 1:eot] = rng.integers(1, 49000, eot - 1)
-        tokens[row, eot] = EOT
+        tokens[row, eot] = EOT_ID
     return tokens
 
 
@@ -121,7 +121,7 @@ def _count(cell, trainable_only=True):
 @pytest.mark.parametrize("name", FULL)
 def test_full_size_presets_have_the_expected_parameter_counts(name):
     model = create_model(name)
-    width, layers, vocab, context, embed = 512, 8, 49408, 77, 512
+    width, layers, vocab, context, embed = 512, 8, VOCAB_SIZE, 77, 512
     per_block = 12 * width ** 2 + 13 * width  # qkv + out + 2 MLP matrices, their biases, 2 LayerNorms
     text = vocab * width + context * width + layers * per_block + 2 * width + width * embed
     assert _count(model.text) == text

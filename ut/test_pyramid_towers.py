@@ -15,7 +15,7 @@ from mindspore import nn
 
 from mindclip.config import ConfigError, read_yaml
 from mindclip.export.mindir import load_tower
-from mindclip.models.clip_towers import build_clip_tower, tower_options
+from mindclip.models.clip_image_towers import build_clip_tower, tower_options
 from mindclip.models.layers import MLP
 from mindclip.models.modified_resnet import ModifiedResNet
 from mindclip.models.registry import CONFIG_DIR

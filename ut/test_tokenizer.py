@@ -1,17 +1,21 @@
 """mindclip.tokenizer against open_clip's ids (golden file made by ut/data/make_goldens.py)."""
 import hashlib
+import io
 import json
 import os
 import subprocess
 import sys
+import tokenize as py_tokenize
 
 import numpy as np
 import pytest
 
-from mindclip.tokenizer import VOCAB_PATH, VOCAB_SHA256, Tokenizer, clean_text, default_tokenizer, tokenize
+from mindclip.tokenizer import (EOT_ID, MASK_ID, PAD_ID, SOT_ID, VOCAB_PATH, VOCAB_SHA256, VOCAB_SIZE, Tokenizer,
+                                clean_text, default_tokenizer, tokenize)
 
-SOT, EOT = 49406, 49407
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+SOT, EOT = 49406, 49407  # open_clip's ids, typed here as the independent reference
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(ROOT, "ut", "data")
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +127,50 @@ def test_mojibake_is_repaired_as_open_clip_repairs_it(golden):
 
 def test_tokenizer_imports_ftfy_but_neither_mindspore_nor_torch():
     code = "import sys, mindclip.tokenizer; print(sorted({'mindspore', 'torch', 'ftfy', 'regex'} & set(sys.modules)))"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['ftfy']"
+
+
+def test_tokenizer_and_masking_depend_on_nothing_heavy():
+    """The tokenizer imports no other mindclip module; MLM masking (which takes its ids) stays NumPy-only."""
+    code = ("import sys, mindclip.tokenizer; print(sorted(m for m in sys.modules if m.startswith('mindclip')));"
+            "import mindclip.data.masking; print('mindspore' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["['mindclip',", "'mindclip.tokenizer']", "False"]
+
+
+def test_special_ids_are_open_clips(golden):
+    assert (SOT_ID, EOT_ID, PAD_ID, VOCAB_SIZE, MASK_ID) == (SOT, EOT, 0, 49408, 49408)
+    for case in golden["cases"]:  # open_clip's rows: SOT first, EOT the largest id, zeros after the last EOT
+        ids = case["ids"]
+        end = len(ids) - 1 - ids[::-1].index(EOT_ID)
+        assert ids[0] == SOT_ID and max(ids) == EOT_ID and set(ids[end + 1:]) <= {PAD_ID}, case["text"]
+
+
+# Files allowed to spell the special ids (or the vocabulary sizes 49408/49409) as numbers.
+_SPELLS_IDS = {
+    "mindclip/tokenizer.py": "defines them",
+    "ut/test_tokenizer.py": "the independent reference",
+    "tools/bench_open_clip.py": "runs under PyTorch without mindclip",
+    "tools/bench_train.py": "to be replaced by the benchmark rewrite (issue 17)",
+    "tools/bench_models.py": "to be replaced by the benchmark rewrite (issue 17)",
+}
+
+
+def _id_literals(path):
+    """(line, number) of every numeric literal 49406..49409 in the Python file (strings and comments aside)."""
+    with open(path, encoding="utf-8") as file:
+        tokens = py_tokenize.generate_tokens(io.StringIO(file.read()).readline)
+        return [(t.start[0], t.string) for t in tokens
+                if t.type == py_tokenize.NUMBER and t.string in ("49406", "49407", "49408", "49409")]
+
+
+def test_special_ids_are_defined_only_in_the_tokenizer():
+    found = []
+    for folder in ("mindclip", "tools", "ut"):
+        for where, _, names in os.walk(os.path.join(ROOT, folder)):
+            for name in (n for n in names if n.endswith(".py")):
+                relative = os.path.relpath(os.path.join(where, name), ROOT).replace(os.sep, "/")
+                if relative not in _SPELLS_IDS:
+                    found += [f"{relative}:{line}: {number}" for line, number in _id_literals(os.path.join(where, name))]
+    assert not found, "import SOT_ID / EOT_ID / PAD_ID / MASK_ID / VOCAB_SIZE from mindclip.tokenizer: " + ", ".join(found)

@@ -13,6 +13,7 @@ from mindspore import nn, ops
 
 from mindclip.config import load_config, to_dict
 from mindclip.data import create_dataset
+from mindclip.tokenizer import EOT_ID
 from mindclip.train import build_train_step
 from mindclip.train.config import RunConfig
 from mindclip.train.networks import build_objective
@@ -108,7 +109,7 @@ def test_lightclip_per_sample_parts_average_over_the_whole_batch(lightclip_steps
     labels = labels.copy()
     labels[:4, 1:] = -100  # the first micro-batch (K=2) keeps one MLM label per caption, the second all
     tokens = tokens.copy()
-    tokens[0, 1:] = np.where(tokens[0, 1:] == 49407, 49407, 0)  # caption 0: no word left
+    tokens[0, 1:] = np.where(tokens[0, 1:] == EOT_ID, EOT_ID, 0)  # caption 0: no word left
     uneven = tuple(ms.Tensor(a) for a in (images, tokens, mlm_tokens, positions, labels))
     reference, reference_grads = lightclip_steps.run(1, 0.8, uneven)
     result, grads = lightclip_steps.run(2, 0.8, uneven)

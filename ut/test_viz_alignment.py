@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 import mindclip
+from mindclip.tokenizer import MASK_ID
 from mindclip.viz import alignment
 from tool_loader import load_tool
 
@@ -165,7 +166,7 @@ def test_tool_reads_the_token_projection_of_a_checkpoint(tmp_path, tokenizer):
 
     visualize = load_tool("visualize")
 
-    model = mindclip.create_model("tiny_mobilenetv2", **{"text.vocab_size": 49409})
+    model = mindclip.create_model("tiny_mobilenetv2", **{"text.vocab_size": MASK_ID + 1})
     projection = np.random.default_rng(1).normal(size=(32, model.visual.stage_channels[3])).astype(np.float32)
     checkpoint = str(tmp_path / "ckpt.ckpt")
     save_weights(model, checkpoint, extra={alignment.TOKEN_PROJ_KEY: projection, "meta.step": 3})

@@ -6,9 +6,9 @@ from mindspore import nn
 
 from mindclip.models import create_model, load_weights, named_weights, read_checkpoint, save_weights
 from mindclip.models.lightclip import LightCLIPPretrain
+from mindclip.tokenizer import EOT_ID, MASK_ID, SOT_ID, VOCAB_SIZE
 
 NAME = "tiny_resnet18"
-SOT, EOT = 49406, 49407
 
 
 class Wrapper(nn.Cell):
@@ -26,9 +26,9 @@ def inputs(size=64, batch=3):
     rng = np.random.default_rng(0)
     images = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
     tokens = np.zeros((batch, 77), np.int32)
-    tokens[:, 0] = SOT
+    tokens[:, 0] = SOT_ID
     tokens[:, 1:5] = rng.integers(1, 49000, (batch, 4))
-    tokens[np.arange(batch), [5, 4, 3]] = EOT
+    tokens[np.arange(batch), [5, 4, 3]] = EOT_ID
     return ms.Tensor(images), ms.Tensor(tokens)
 
 
@@ -73,7 +73,7 @@ def test_checkpoint_uses_relative_names_and_keeps_buffers(saved):
 
 def test_clip_loads_from_a_training_checkpoint(saved, tmp_path):
     model = saved["model"]
-    mlm_clip = create_model(NAME, **{"text.vocab_size": 49409})
+    mlm_clip = create_model(NAME, **{"text.vocab_size": MASK_ID + 1})
     pretrain = LightCLIPPretrain(mlm_clip)
     extra = {**named_weights(pretrain, "pretrain.", exclude=("clip.",)), "meta.step": 7, "step": 7,
              "optim.m.visual.proj.weight": np.zeros((32, 512), np.float32), "note": "text entry"}
@@ -83,7 +83,7 @@ def test_clip_loads_from_a_training_checkpoint(saved, tmp_path):
     missing, unexpected = load_weights(fresh, path)
     assert missing == [] and unexpected == []
     np.testing.assert_array_equal(fresh.visual.proj.weight.asnumpy(), model.visual.proj.weight.asnumpy())
-    heads = LightCLIPPretrain(create_model(NAME, **{"text.vocab_size": 49409}))
+    heads = LightCLIPPretrain(create_model(NAME, **{"text.vocab_size": MASK_ID + 1}))
     heads_only = {k: v for k, v in named_weights(heads).items() if not k.startswith("clip.")}
     state = read_checkpoint(path)
     for name, param in heads_only.items():  # the pretrain. namespace holds exactly the heads
@@ -112,17 +112,17 @@ def test_unexpected_names_are_listed_and_strict_false_allows_them(saved):
 
 
 def test_mlm_checkpoint_sets_the_vocabulary_and_a_mismatch_hints_at_it(saved, tmp_path):
-    mlm_clip = create_model(NAME, **{"text.vocab_size": 49409})
+    mlm_clip = create_model(NAME, **{"text.vocab_size": MASK_ID + 1})
     path = str(tmp_path / "mlm.ckpt")
     save_weights(mlm_clip, path)
     # create_model takes the row count of the checkpoint's token table (LightCLIP's [MASK] row)
     loaded = create_model(NAME, checkpoint=path)
-    assert loaded.text.vocab_size == 49409 and loaded.config.text.vocab_size == 49409
+    assert loaded.text.vocab_size == MASK_ID + 1 and loaded.config.text.vocab_size == MASK_ID + 1
     np.testing.assert_array_equal(loaded.text.token_embedding.asnumpy(), mlm_clip.text.token_embedding.asnumpy())
     # an explicit override wins, and a mismatch names the entry and the fix
     with pytest.raises(ValueError, match=r"text\.token_embedding: checkpoint \(49409, 64\) vs model \(49408, 64\).*"
                                          r"text\.vocab_size=49409"):
-        create_model(NAME, checkpoint=path, **{"text.vocab_size": 49408})
+        create_model(NAME, checkpoint=path, **{"text.vocab_size": VOCAB_SIZE})
     with pytest.raises(ValueError, match=r"text\.vocab_size=49409"):
         load_weights(create_model(NAME), path)
 

@@ -8,6 +8,7 @@ Modules (one concern each):
     writer         sharded MindRecord writing (atomic shards)
     convert        orchestration, report, summary line, progress
     transforms     image ops (eval / "none", MoCo v2 / SimCLR), `preprocess_image`
+    columns        `BATCH_COLUMNS`: a training batch's columns per method, in order
     pipeline       `DataConfig`, `create_dataset`
     masking        MLM masking
     text_augment   EDA-style caption augmentation
@@ -18,6 +19,7 @@ users do not pay for loading it.
 """
 import importlib
 
+from mindclip.data.columns import BATCH_COLUMNS, METHODS, TEXT_COLUMNS, caption_tokens_index
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
 from mindclip.data.text_augment import TextAugmenter, load_synonyms
 
@@ -43,5 +45,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'mindclip.data' has no attribute {name!r}")
 
 
-__all__ = ["mask_tokens", "mlm_max_predictions", "compact_mlm_labels", "TextAugmenter", "load_synonyms",
-           *_LAZY]
+__all__ = ["BATCH_COLUMNS", "TEXT_COLUMNS", "METHODS", "caption_tokens_index", "mask_tokens", "mlm_max_predictions",
+           "compact_mlm_labels", "TextAugmenter", "load_synonyms", *_LAZY]

@@ -51,7 +51,7 @@ def bucket_length(buckets, *token_arrays):
 
 
 class TrimToBucket:
-    """Dataset map over a batch's text columns: cut them to the batch's bucket length.
+    """Dataset map over a batch's text columns (`TEXT_COLUMNS[method]`): cut them to the batch's bucket length.
 
     lightclip columns are (tokens, mlm_tokens, mlm_positions, mlm_labels): the token rows are cut
     to length Lb and the MLM slots to K(Lb) = `mlm_max_predictions(Lb, mask_prob)` (a caption of

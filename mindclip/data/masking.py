@@ -9,9 +9,10 @@ import math
 
 import numpy as np
 
-PAD_ID, SOT_ID, EOT_ID, MASK_ID = 0, 49406, 49407, 49408
+from mindclip.tokenizer import EOT_ID, MASK_ID, PAD_ID, SOT_ID
+
 IGNORE_LABEL = -100
-_RANDOM_ID_LOW, _RANDOM_ID_HIGH = 1, 49405  # inclusive range of replacement ids (never special)
+_RANDOM_ID_LOW, _RANDOM_ID_HIGH = 1, SOT_ID - 1  # inclusive range of replacement ids (never special)
 
 
 def num_masked(n_words, mask_prob=0.15):

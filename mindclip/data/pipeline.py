@@ -22,19 +22,12 @@ import mindspore.dataset.transforms as T
 import mindspore.dataset.vision as V
 
 from mindclip.data.buckets import DEFAULT_BUCKETS, TrimToBucket, resolve_buckets
+from mindclip.data.columns import BATCH_COLUMNS, METHODS, ROI_COLUMNS, TEXT_COLUMNS
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
 from mindclip.data.text_augment import TextAugmenter, load_synonyms
 from mindclip.data.transforms import AUGMENT_RECIPES, eval_transform, train_transform
 from mindclip.data.validate import ROI_DIM
 from mindclip.data.writer import SHARD_SUFFIX
-
-METHODS = ("clip", "lightclip", "pyramidclip")
-_IMAGE_COLUMNS = {"clip": ["image"], "lightclip": ["image"], "pyramidclip": ["image_global", "image_local"]}
-_TEXT_COLUMNS = {
-    "clip": ["tokens"],
-    "lightclip": ["tokens", "mlm_tokens", "mlm_positions", "mlm_labels"],
-    "pyramidclip": ["tokens", "summary_tokens"],
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +60,7 @@ class DataConfig:
     """Exact text-length buckets: each batch's token rows are cut to the smallest of these lengths
     (and context_length) that holds every row's last token; [] keeps context_length (mindclip/data/buckets.py)."""
     method: str = "clip"
-    """"clip", "lightclip" or "pyramidclip": decides the batch columns (docs/architecture.md, Batches)."""
+    """"clip", "lightclip" or "pyramidclip": decides the batch columns (`mindclip.data.BATCH_COLUMNS`)."""
     mask_prob: float = 0.15
     """Fraction of word tokens chosen for MLM (lightclip)."""
     text_synonym_prob: float = 0.0
@@ -203,7 +196,7 @@ def create_dataset(cfg, rank=0, world_size=1, epoch=0, skip_batches=0, training=
         shards: shard spec to read instead of cfg.train_shards (False) / cfg.val_shards.
         return_ids: append an `id (B,) int64` column (the pair's id in the shards).
 
-    Returns a batched dataset with the columns of docs/architecture.md (Batches) for cfg.method;
+    Returns a batched dataset with the columns `BATCH_COLUMNS[cfg.method]` (mindclip/data/columns.py);
     text columns are cut to the batch's length bucket (`cfg.buckets`, exact: mindclip/data/buckets.py).
     """
     files = list_shards(shards or (cfg.train_shards if training else cfg.val_shards))
@@ -219,18 +212,16 @@ def create_dataset(cfg, rank=0, world_size=1, epoch=0, skip_batches=0, training=
                              num_parallel_workers=workers)
     dataset = _map_images(dataset, cfg, training, workers)
     text_in = ["id", "caption"] + (["summary"] if pyramid else [])
+    text = list(TEXT_COLUMNS[cfg.method])
     dataset = dataset.map(_TextColumns(cfg, epoch, training), input_columns=text_in,
-                          output_columns=_TEXT_COLUMNS[cfg.method] + ["id"], num_parallel_workers=workers)
-    output = _IMAGE_COLUMNS[cfg.method] + _TEXT_COLUMNS[cfg.method]
+                          output_columns=text + ["id"], num_parallel_workers=workers)
     if pyramid:
-        dataset = dataset.map(_pad_roi(cfg.roi_max), input_columns=["roi", "roi_count"],
-                              output_columns=["roi", "roi_count"], num_parallel_workers=workers)
-        output += ["roi", "roi_count"]
-    dataset = dataset.project(output + (["id"] if return_ids else []))
+        roi = list(ROI_COLUMNS[cfg.method])
+        dataset = dataset.map(_pad_roi(cfg.roi_max), input_columns=roi, output_columns=roi, num_parallel_workers=workers)
+    dataset = dataset.project(list(BATCH_COLUMNS[cfg.method]) + (["id"] if return_ids else []))
     dataset = dataset.batch(cfg.batch_size, drop_remainder=training, num_parallel_workers=workers)
     if len(cfg.buckets) == 1:
         return dataset
-    text = _TEXT_COLUMNS[cfg.method]
     return dataset.map(TrimToBucket(cfg.buckets, cfg.method, cfg.mask_prob), input_columns=text,
                        output_columns=text, num_parallel_workers=workers)
 

@@ -2,7 +2,7 @@
 
 NumPy only (no MindSpore), so that the PyTorch side of the benchmarks (tools/bench/) imports the
 same recipe instead of a copy. Columns and order are the method's training batch
-(`mindclip.data.pipeline`): clip (image, tokens); lightclip (image, tokens, mlm_tokens, mlm_positions,
+(`mindclip.data.BATCH_COLUMNS`): clip (image, tokens); lightclip (image, tokens, mlm_tokens, mlm_positions,
 mlm_labels); pyramidclip (image_global, image_local, tokens, summary_tokens, roi, roi_count).
 
 Caption lengths: "uniform" puts each caption's EOT at a uniform position in 5..length-2; "cc3m"
@@ -13,11 +13,11 @@ downloaded, so this models lengths only.
 import numpy as np
 
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions
+from mindclip.data.validate import ROI_DIM
+from mindclip.tokenizer import EOT_ID, SOT_ID
 
-SOT_ID, EOT_ID = 49406, 49407
 CC3M_MEDIAN_TOKENS, CC3M_SIGMA = 12, 0.45
 LENGTH_MODELS = ("uniform", "cc3m")
-ROI_DIM = 2052
 
 
 def cc3m_token_counts(rng, size, context_length):

@@ -5,6 +5,11 @@
 
 Both files take a dynamic batch: images (None, 3, S, S) float32 and tokens (None, L) int32, and
 return L2-normalised (None, E) float32 embeddings.
+
+The exported cells are the inference encoders `mindclip.models.ImageEncoder` / `TextEncoder`: the
+model's own inference contract, L2-normalised in float32. A graph is traced from `construct` only,
+so the parameters that reach a MINDIR file are exactly those the encoder uses: the fusion module,
+MLM heads, token projections and ROI path never do.
 """
 import contextlib
 import datetime
@@ -15,8 +20,9 @@ import mindspore as ms
 from mindspore import nn
 
 import mindclip
+from mindclip.export.float16 import float16_copy
 from mindclip.export.sidecar import FORMAT, FORMAT_VERSION, SIDECAR_NAME, file_sha256, sidecar_path, write_sidecar
-from mindclip.export.towers import ImageEncoder, TextEncoder, float16_copy
+from mindclip.models.clip import ImageEncoder, TextEncoder
 from mindclip.tokenizer import default_tokenizer
 
 IMAGE_FILE = "image_encoder.mindir"

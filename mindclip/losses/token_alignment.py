@@ -8,8 +8,7 @@ import mindspore as ms
 from mindspore import ops
 
 from mindclip.ops.hungarian import hungarian_match
-
-SOT_ID, EOT_ID, PAD_ID, MASK_ID = 49406, 49407, 0, 49408
+from mindclip.tokenizer import EOT_ID, MASK_ID, PAD_ID, SOT_ID
 
 
 def text_word_mask(tokens, sot=SOT_ID, eot=EOT_ID, pad=PAD_ID, mask_id=MASK_ID):

@@ -12,7 +12,7 @@ INIT_LOGIT_SCALE = math.log(1 / 0.07)
 class CLIP(nn.Cell):
     """The inference contract of every mindclip model.
 
-    Attributes: `visual` (ImageTower), `text` (TextTransformer), `logit_scale` (scalar Parameter,
+    Attributes: `visual` (MindcvImageTower, ModifiedResNet or VisionTransformer), `text` (TextTransformer), `logit_scale` (scalar Parameter,
     init ln(1/0.07); clamping to ln(100) is the train step's job), `embed_dim`.
     """
 

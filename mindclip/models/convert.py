@@ -18,6 +18,7 @@ import struct
 import numpy as np
 
 from mindclip.models.text import open_clip_text_names
+from mindclip.tokenizer import VOCAB_SIZE
 
 # Entries of OpenAI checkpoints that are not weights (sizes stored as tensors) or are BatchNorm counters.
 IGNORED_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -189,7 +190,7 @@ def preset_from_open_clip_config(config, quick_gelu=False):
                  "tower": {"patch_size": vision["patch_size"], "width": vision["width"], "layers": vision["layers"],
                            "heads": vision["width"] // head_width, "mlp_ratio": vision.get("mlp_ratio", 4.0),
                            "act": act}}
-    text_section = {"context_length": text.get("context_length", 77), "vocab_size": text.get("vocab_size", 49408),
+    text_section = {"context_length": text.get("context_length", 77), "vocab_size": text.get("vocab_size", VOCAB_SIZE),
                     "width": text["width"], "heads": text["heads"], "layers": text["layers"], "act": act}
     return {"embed_dim": config["embed_dim"], "image": image, "text": text_section}
 

@@ -10,8 +10,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from mindclip.models.layers import CrossAttentionBlock, LayerNorm, l2_normalize
-
-MASK_TOKEN_ID = 49408
+from mindclip.tokenizer import MASK_ID
 
 
 def gather_positions(x, positions):
@@ -79,7 +78,7 @@ class LightCLIPPretrain(nn.Cell):
     two logits are zeros of shape (B, K, V), and `mlm_tokens` / `mlm_positions` may be None (K = 0).
     """
 
-    def __init__(self, clip, token_loss=True, mlm=True, vocab_size=MASK_TOKEN_ID + 1, fusion_heads=None):
+    def __init__(self, clip, token_loss=True, mlm=True, vocab_size=MASK_ID + 1, fusion_heads=None):
         super().__init__()
         self.clip = clip
         self.token_loss = token_loss
@@ -92,7 +91,7 @@ class LightCLIPPretrain(nn.Cell):
         if mlm:
             if clip.text.vocab_size != vocab_size:
                 raise ValueError(
-                    f"MLM needs the text token table to have {vocab_size} rows ([MASK] = {MASK_TOKEN_ID}), "
+                    f"MLM needs the text token table to have {vocab_size} rows ([MASK] = {MASK_ID}), "
                     f"the CLIP has {clip.text.vocab_size}: build it with create_model(name, "
                     f"**{{'text.vocab_size': {vocab_size}}})")
             heads = fusion_heads or clip.text.heads

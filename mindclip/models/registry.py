@@ -10,7 +10,8 @@ import os
 from typing import Any, Dict, Optional
 
 from mindclip.config import ConfigError, from_dict, read_yaml, set_dotted, to_dict
-from mindclip.models.clip_towers import CLIP_TOWER_TYPES, build_clip_tower, tower_options
+from mindclip.models.clip_image_towers import CLIP_TOWER_TYPES, build_clip_tower, tower_options
+from mindclip.tokenizer import VOCAB_SIZE
 
 TOKEN_TABLE = "text.token_embedding"  # the checkpoint entry that fixes text.vocab_size
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_configs")
@@ -22,7 +23,7 @@ class ImageConfig:
     image_size: int = 224
     window_size: Optional[int] = None  # swin_nano only (default 7)
     drop_path_rate: Optional[float] = None  # swin_nano only (default 0.0)
-    tower: Optional[Dict[str, Any]] = None  # modified_resnet / vit only: see clip_towers.py
+    tower: Optional[Dict[str, Any]] = None  # modified_resnet / vit only: see clip_image_towers.py
 
     def validate(self):
         from mindclip.models.backbones import BACKBONES
@@ -38,7 +39,7 @@ class ImageConfig:
 @dataclasses.dataclass
 class TextConfig:
     context_length: int = 77
-    vocab_size: int = 49408  # 49409 when MLM adds the [MASK] id 49408
+    vocab_size: int = VOCAB_SIZE  # 49408; MASK_ID + 1 = 49409 when MLM adds [MASK]
     width: int = 512
     heads: int = 8
     layers: int = 8  # a multiple of 4: the tower is split into 4 equal stages
@@ -110,14 +111,14 @@ def _flatten(tree, prefix=""):
 def build_model(config):
     """A randomly initialised CLIP from a ModelConfig (mindcv backbone + pool + projection, or a CLIP tower)."""
     from mindclip.models.clip import CLIP
-    from mindclip.models.image import ImageTower
+    from mindclip.models.mindcv_tower import MindcvImageTower
     from mindclip.models.text import TextTransformer
 
     image, text = config.image, config.text
     if image.backbone in CLIP_TOWER_TYPES:
         visual = build_clip_tower(image.backbone, config.embed_dim, image.image_size, image.tower)
     else:
-        visual = ImageTower(image.backbone, config.embed_dim, image.image_size, image.window_size,
+        visual = MindcvImageTower(image.backbone, config.embed_dim, image.image_size, image.window_size,
                             image.drop_path_rate)
     text_tower = TextTransformer(text.context_length, text.vocab_size, text.width, text.heads, text.layers,
                                  config.embed_dim, text.act, text.mlp_ratio)

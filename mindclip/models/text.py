@@ -5,6 +5,7 @@ from mindspore import nn, ops
 from mindspore.common.initializer import Normal, initializer
 
 from mindclip.models.layers import LayerNorm, ResidualAttentionBlock, causal_mask, init_transformer_
+from mindclip.tokenizer import VOCAB_SIZE
 
 NUM_STAGES = 4
 
@@ -23,7 +24,7 @@ class TextTransformer(nn.Cell):
     Parameter names follow open_clip's text tower (`resblocks.{i}.attn.in_proj_weight`, `ln_final`, ...).
     """
 
-    def __init__(self, context_length=77, vocab_size=49408, width=512, heads=8, layers=8, embed_dim=512,
+    def __init__(self, context_length=77, vocab_size=VOCAB_SIZE, width=512, heads=8, layers=8, embed_dim=512,
                  act="gelu", mlp_ratio=4.0):
         super().__init__()
         if layers % NUM_STAGES or layers < NUM_STAGES:

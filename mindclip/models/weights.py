@@ -15,6 +15,8 @@ import os
 import numpy as np
 import mindspore as ms
 
+from mindclip.tokenizer import MASK_ID
+
 RESERVED_PREFIXES = ("pretrain.", "optim.", "meta.")
 EXTRA_KEYS_ENTRY = "__extra_keys__"  # string entry: the names saved from `extra`, one per line
 MAX_LISTED = 12
@@ -101,8 +103,8 @@ def load_weights(cell, path_or_dict, prefix="", strict=True):
     if mismatched:
         problems.append(f"shape mismatch: {_listed(mismatched)}")
         if any(m.startswith("text.token_embedding") for m in mismatched):
-            problems.append("(an MLM-trained text tower has 49409 rows: create the model with "
-                            "text.vocab_size=49409)")
+            problems.append(f"(an MLM-trained text tower has {MASK_ID + 1} rows: create the model with "
+                            f"text.vocab_size={MASK_ID + 1})")
     if strict and missing:
         problems.append(f"missing {len(missing)}: {_listed(missing)}")
     if strict and unexpected:

@@ -7,9 +7,9 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 from mindclip.config import load_config
+from mindclip.data.columns import METHODS
 from mindclip.data.pipeline import DataConfig
 
-METHODS = ("clip", "lightclip", "pyramidclip")
 ACCUMULATIONS = ("features", "gradients")
 AMP_DTYPES = ("float16", "bfloat16")
 RECOMPUTE_CHOICES = ("none", "image", "text", "all")

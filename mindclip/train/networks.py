@@ -1,15 +1,14 @@
 """Build the trained network and its objective for a run's method."""
 from mindclip.models import create_model
+from mindclip.tokenizer import MASK_ID
 from mindclip.train.objectives import ClipObjective, LightClipObjective, PyramidClipObjective
-
-MASK_TOKEN_ID = 49408  # the [MASK] id MLM adds after CLIP's 49408 BPE ids
 
 
 def model_overrides(cfg):
     """The preset overrides of a run, plus the [MASK] row the text table needs when MLM is on."""
     overrides = dict(cfg.model.overrides)
     if cfg.method == "lightclip" and cfg.loss.for_method(cfg.method).mlm_weight > 0:
-        overrides.setdefault("text.vocab_size", MASK_TOKEN_ID + 1)
+        overrides.setdefault("text.vocab_size", MASK_ID + 1)
     return overrides
 
 

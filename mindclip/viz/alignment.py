@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 from mindclip.data.transforms import preprocess_image
 from mindclip.losses.token_alignment import text_word_mask
 from mindclip.models import create_model
-from mindclip.models.image import ImageTower
+from mindclip.models.mindcv_tower import MindcvImageTower
 from mindclip.models.weights import read_checkpoint
 from mindclip.ops.hungarian import match_tokens
 from mindclip.viz import draw
@@ -145,7 +145,7 @@ def load_alignment_model(name, checkpoint=None, **overrides):
 def local_projection(model):
     """How the model's own head maps one location to the joint space: (weight (C4, E), uses_ln_post, name)."""
     visual = model.visual
-    if isinstance(visual, ImageTower):
+    if isinstance(visual, MindcvImageTower):
         return visual.proj.weight.asnumpy().T, False, "global projection per location"
     if hasattr(visual, "ln_post") and hasattr(visual, "proj"):
         return visual.proj.asnumpy(), True, "ln_post + proj per patch"

@@ -1,11 +1,14 @@
-"""Image tower: a backbone with 4 stage taps, average pooling of the last stage, linear projection."""
+"""The mindcv image tower: a mindcv backbone with 4 stage taps, average pooling of the last stage, linear projection.
+
+CLIP's own image towers (ModifiedResNet, ViT) are built by `clip_image_towers.py`.
+"""
 from mindspore import nn
 from mindspore.common.initializer import Normal
 
 from mindclip.models.backbones import create_backbone
 
 
-class ImageTower(nn.Cell):
+class MindcvImageTower(nn.Cell):
     """Backbone + global average pool of stage 4 + `proj` Dense(C4 -> embed_dim, no bias).
 
     Args:
@@ -35,3 +38,6 @@ class ImageTower(nn.Cell):
     def construct(self, images):
         stages = self.forward_stages(images)
         return self.pool(stages[3])  # (B, E)
+
+
+ImageTower = MindcvImageTower  # the former name, kept importable

@@ -1,16 +1,8 @@
-"""Inference-only towers: what is exported, and nothing of the pre-training parts.
-
-The exported cells are `mindclip.models.ImageEncoder` / `TextEncoder`: the model's own inference
-contract, L2-normalised in float32, so an exported file maps its input straight to unit embeddings.
-A graph is traced from `construct` only, so the parameters that reach a MINDIR file are exactly
-those the tower uses: the fusion module, MLM heads, token projections and ROI path never do.
-"""
+"""The float16 copy of a model that `export_model(..., fp16=True)` exports."""
 import copy
 
 import mindspore as ms
 from mindspore import nn
-
-from mindclip.models.clip import ImageEncoder, TextEncoder  # noqa: F401  (the exported cells)
 
 # Cells kept in float32 when a tower is cast to float16 (statistics and variance need the range).
 _FP32_CELL_TYPES = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm, nn.Softmax)
