@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tool_loader import load_tool
+from train_helpers import corrupt_middle
 
 import mindclip
 from mindclip.models.integrity import CheckpointError, nonfinite_names, verify_checksum
@@ -17,15 +18,6 @@ from mindclip.models.weights import read_checkpoint, save_weights
 from mindclip.train import checkpoint as ckpt
 
 MODEL = "tiny_mobilenetv2"
-
-
-def corrupt_middle(path, size=4096, seed=0):
-    """Overwrite `size` bytes in the middle of the file with random bytes (the issue's probe)."""
-    data = bytearray(open(path, "rb").read())
-    middle = len(data) // 2
-    data[middle:middle + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
-    with open(path, "wb") as f:
-        f.write(bytes(data))
 
 
 def training_checkpoint(path, step, weight=None, moment=None):

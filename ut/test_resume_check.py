@@ -61,11 +61,13 @@ def test_changed_keys_are_refused_and_listed_with_both_values(saved, tmp_path):
     message = str(info.value)
     assert "\n" not in message
     for text in ("method (saved 'clip', now 'lightclip')", "data.batch_size (saved 32, now 4)",
-                 "optim.lr (saved 0.0005, now 0.001)", "model.overrides (saved {}, now {'embed_dim': 32})",
-                 "--resume-allow method,model.overrides,data.batch_size,optim.lr"):
+                 "optim.lr (saved 0.0005, now 0.001)", "model.overrides (saved {}, now {'embed_dim': 32})"):
         assert text in message, message
-    accepted = check_resume_config(changed, path, allow=["method", "model.overrides", "data.batch_size", "optim.lr"])
-    assert accepted["optim.lr"] == [0.0005, 0.001] and len(accepted) == 4
+    suggested = message.split("--resume-allow ")[1].split(" ")[0].split(",")
+    assert {"method", "model.overrides", "data.batch_size", "optim.lr"} <= set(suggested)
+    assert suggested == [k for k, _, _ in differences(changed, path)]  # a method brings its loss defaults too
+    accepted = check_resume_config(changed, path, allow=suggested)
+    assert accepted["optim.lr"] == [0.0005, 0.001] and set(accepted) == set(suggested)
 
 
 def test_a_key_missing_from_an_older_saved_config_counts_as_its_default(saved):
@@ -87,3 +89,16 @@ def test_resume_allow_names_known_keys_only():
     assert parse_allow("", cfg) == []
     with pytest.raises(RunError, match="--resume-allow: unknown config key 'optim.learning_rate'"):
         parse_allow("optim.learning_rate", cfg)
+
+
+def test_a_missing_key_takes_the_default_of_the_runs_method(tmp_path):
+    cfg = RunConfig(method="lightclip")
+    cfg.validate()  # fills LightCLIP's loss defaults, as loading a recipe does
+    path = str(tmp_path / "config.yaml")
+    dump_yaml(cfg, path)
+    with open(path, encoding="utf-8") as f:
+        tree = yaml.safe_load(f)
+    del tree["loss"]["r1"]  # 0.33 for LightCLIP, 1.0 for CLIP
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(tree, f)
+    assert differences(cfg, path) == []

@@ -14,9 +14,8 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from test_checkpoint_integrity import corrupt_middle
 from tool_loader import load_tool
-from train_helpers import ROOT, run_tool, tool_env, write_recipe
+from train_helpers import ROOT, corrupt_middle, run_tool, tool_env, write_recipe
 
 from mindclip.train import checkpoint as ckpt
 from mindclip.train.run_dir import LOCK_NAME

@@ -4,8 +4,9 @@ A model checkpoint holds a CLIP's weights under their relative names (`visual.pr
 training checkpoint holds the same, plus pre-training-only cells under `pretrain.`, optimizer state
 under `optim.` and bookkeeping under `meta.` (mindclip/train/checkpoint.py writes it). Loading a CLIP
 from either kind of file works: with `prefix=""` the `pretrain.` / `optim.` / `meta.` namespaces,
-string entries and the entries saved as `extra` are not model weights. With this module alone a
-training checkpoint can be written as
+string entries and the entries saved as `extra` are not model weights. Every file is written with a
+CRC32 and every read checks it (mindclip/models/integrity.py); `load_weights` refuses NaN/Inf
+weights. With this module alone a training checkpoint can be written as
 
     save_weights(clip, path, extra={**named_weights(pretrain, "pretrain.", exclude=("clip.",)),
                                     **named_weights(optimizer, "optim."), "step": 1200})

@@ -80,6 +80,16 @@ def classified(key):
         p.endswith(".") and key.startswith(p) for p in MUST_MATCH)
 
 
+def resolved_defaults(cfg):
+    """The default config of `cfg`'s class for `cfg`'s method, resolved as a loaded config is
+    (RunConfig.validate fills the method's loss defaults)."""
+    default = type(cfg)()
+    if hasattr(cfg, "method"):
+        default = dataclasses.replace(default, method=cfg.method)
+        default.validate()
+    return default
+
+
 def differences(cfg, saved_path):
     """[(key, saved value, current value)] where `cfg` differs from the YAML at `saved_path`.
 
@@ -92,7 +102,7 @@ def differences(cfg, saved_path):
         raise RunError(f"--resume: cannot read the run's saved config: {e}") from None
     sections = section_names(cfg)
     current = config_keys(cfg)
-    defaults = config_keys(type(cfg)())
+    defaults = config_keys(resolved_defaults(cfg))
     saved = flatten(saved_tree, sections)
     return [(key, saved.get(key, defaults[key]), value) for key, value in current.items()
             if _plain(saved.get(key, defaults[key])) != _plain(value)]
