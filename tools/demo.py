@@ -50,7 +50,7 @@ def main(argv=None):
         run_tool("make_demo_data", ["--out", data])
     shards = [f"data.train_shards={data}/mindrecord/train-*.mindrecord",
               f"data.val_shards={data}/mindrecord/val-*.mindrecord", f"train.output_dir={run}"]
-    train_argv = ["-c", args.config]
+    train_argv = ["-c", args.config, "--overwrite"]  # each demo trains from scratch
     for override in shards + args.overrides:
         train_argv += ["--set", override]
     run_tool("train", train_argv)

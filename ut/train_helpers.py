@@ -57,3 +57,13 @@ def max_weight_difference(a, b, skip=("meta.",)):
     keys = [k for k in a if not k.startswith(skip)]
     assert set(keys) == {k for k in b if not k.startswith(skip)}
     return max(float(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)).max()) for k in keys)
+
+
+def corrupt_middle(path, size=4096, seed=0):
+    """Overwrite `size` bytes in the middle of the file with random bytes (issue 16's probe)."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    middle = len(data) // 2
+    data[middle:middle + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    with open(path, "wb") as f:
+        f.write(bytes(data))

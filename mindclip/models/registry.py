@@ -134,6 +134,8 @@ def create_model(name, checkpoint=None, **overrides):
             is loaded, strictly (missing, unexpected and mis-shaped weights are listed in the error).
             The text token table takes the checkpoint's row count unless an override sets it: a
             LightCLIP run with MLM saves 49409 rows (the [MASK] id), which inference never uses.
+            A corrupt file (CRC32 mismatch), weights holding NaN or Inf, or weights that do not fit
+            raise CheckpointError (a ValueError) naming the file; a missing one FileNotFoundError.
         **overrides: dotted keys (`**{"text.layers": 4}`) or nested dicts (`text={"layers": 4}`).
 
     Returns:
@@ -152,12 +154,15 @@ def create_model(name, checkpoint=None, **overrides):
     model = build_model(config)
     model.config = config
     if state is not None:
+        from mindclip.models.integrity import CheckpointError
         from mindclip.models.weights import load_weights
 
         try:
-            load_weights(model, state)
+            load_weights(model, state, source=checkpoint)
+        except CheckpointError:
+            raise
         except ValueError as e:
-            raise ValueError(f"{checkpoint}: {e}") from e
+            raise CheckpointError(f"{checkpoint}: {e}") from None
     return model
 
 

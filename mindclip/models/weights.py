@@ -4,8 +4,9 @@ A model checkpoint holds a CLIP's weights under their relative names (`visual.pr
 training checkpoint holds the same, plus pre-training-only cells under `pretrain.`, optimizer state
 under `optim.` and bookkeeping under `meta.` (mindclip/train/checkpoint.py writes it). Loading a CLIP
 from either kind of file works: with `prefix=""` the `pretrain.` / `optim.` / `meta.` namespaces,
-string entries and the entries saved as `extra` are not model weights. With this module alone a
-training checkpoint can be written as
+string entries and the entries saved as `extra` are not model weights. Every file is written with a
+CRC32 and every read checks it (mindclip/models/integrity.py); `load_weights` refuses NaN/Inf
+weights. With this module alone a training checkpoint can be written as
 
     save_weights(clip, path, extra={**named_weights(pretrain, "pretrain.", exclude=("clip.",)),
                                     **named_weights(optimizer, "optim."), "step": 1200})
@@ -15,6 +16,7 @@ import os
 import numpy as np
 import mindspore as ms
 
+from mindclip.models.integrity import CheckpointError, check_finite, verify_checksum
 from mindclip.tokenizer import MASK_ID
 
 RESERVED_PREFIXES = ("pretrain.", "optim.", "meta.")
@@ -53,15 +55,27 @@ def save_weights(cell, path, extra=None):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = path + ".tmp.ckpt"  # MindSpore appends .ckpt to names that lack it
-    ms.save_checkpoint([{"name": k, "data": v} for k, v in entries.items()], tmp, append_dict=strings)
+    ms.save_checkpoint([{"name": k, "data": v} for k, v in entries.items()], tmp, append_dict=strings,
+                       crc_check=True)  # the CRC32 verify_checksum checks on every read
     os.replace(tmp, path)
 
 
+def load_checkpoint_verified(path):
+    """`mindspore.load_checkpoint(path)` after checking the file's CRC32 (when it carries one).
+
+    Raises FileNotFoundError for a missing file, CheckpointError (a ValueError) for a corrupt or
+    unparsable one.
+    """
+    verify_checksum(path)
+    try:
+        return ms.load_checkpoint(path)
+    except Exception as e:  # MindSpore raises several types for a corrupt file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from None
+
+
 def read_checkpoint(path):
-    """All entries of a checkpoint file: {name: np.ndarray (0-d for scalars) or str}."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    raw = ms.load_checkpoint(path)
+    """All entries of a checkpoint file: {name: np.ndarray (0-d for scalars) or str}, CRC-checked."""
+    raw = load_checkpoint_verified(path)
     return {k: v if isinstance(v, str) else v.asnumpy() for k, v in raw.items()}
 
 
@@ -80,7 +94,7 @@ def _listed(names):
     return shown + (f", ... ({len(names)} in all)" if len(names) > MAX_LISTED else "")
 
 
-def load_weights(cell, path_or_dict, prefix="", strict=True):
+def load_weights(cell, path_or_dict, prefix="", strict=True, source=None):
     """Load weights into `cell` by relative name; returns (missing, unexpected) name lists.
 
     Args:
@@ -89,8 +103,11 @@ def load_weights(cell, path_or_dict, prefix="", strict=True):
         prefix: read the entries under this prefix ("" = the model weights, see module docstring).
         strict: if True, any missing or unexpected name is an error; shape mismatches always are.
             The error lists the names (and shapes) concerned.
+        source: the name errors give the weights (default: the path, or "<dict>").
+
+    A weight holding NaN or Inf is always refused (CheckpointError naming it): nothing loads.
     """
-    source = path_or_dict if isinstance(path_or_dict, str) else "<dict>"
+    source = source or (path_or_dict if isinstance(path_or_dict, str) else "<dict>")
     state = read_checkpoint(path_or_dict) if isinstance(path_or_dict, str) else dict(path_or_dict)
     entries = _model_entries(state, prefix)
     params = dict(cell.parameters_and_names())
@@ -112,7 +129,9 @@ def load_weights(cell, path_or_dict, prefix="", strict=True):
     if problems:
         where = f" under prefix {prefix!r}" if prefix else ""
         raise ValueError(f"checkpoint {source}{where} does not fit {type(cell).__name__}: " + "; ".join(problems))
-    for name in sorted(set(params) & set(entries)):
+    loaded = sorted(set(params) & set(entries))
+    check_finite({name: entries[name] for name in loaded}, f"checkpoint {source}")
+    for name in loaded:
         value = entries[name]
         value = value.asnumpy() if isinstance(value, ms.Tensor) else np.asarray(value)
         params[name].set_data(ms.Tensor(value, params[name].dtype))

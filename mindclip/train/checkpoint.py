@@ -4,7 +4,9 @@ Names (docs/architecture.md): CLIP weights under their names relative to the CLI
 `mindclip.create_model(name, checkpoint=...)` loads a training checkpoint directly; pre-training-only
 cells under `pretrain.`; AdamW moments under `optim.m.` / `optim.v.` + the weight's name; bookkeeping
 under `meta.`. A write goes to a temporary file renamed over the target: an interrupted write never
-replaces a good checkpoint.
+replaces a good checkpoint. Each file carries a CRC32 (mindclip/models/integrity.py); a checkpoint
+is used for resuming only when its CRC matches, it holds every `meta.` entry and every value is
+finite.
 """
 import glob
 import os
@@ -12,6 +14,9 @@ import re
 
 import mindspore as ms
 import numpy as np
+
+from mindclip.models.integrity import CheckpointError, check_finite
+from mindclip.models.weights import load_checkpoint_verified
 
 CKPT_PATTERN = "ckpt_step{:08d}.ckpt"
 _CKPT_RE = re.compile(r"ckpt_step(\d{8})\.ckpt$")
@@ -43,21 +48,39 @@ def _entries(net, clip, optimizer, loss_scale, meta):
 def save_training_checkpoint(path, net, clip, optimizer, loss_scale, meta):
     """Write everything needed to resume exactly; `meta` holds the META_KEYS as ints."""
     tmp = path[: -len(".ckpt")] + ".partial.ckpt"  # save_checkpoint insists on the .ckpt suffix
-    ms.save_checkpoint(_entries(net, clip, optimizer, loss_scale, meta), tmp)
+    ms.save_checkpoint(_entries(net, clip, optimizer, loss_scale, meta), tmp, crc_check=True)
     os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the complete new one
 
 
-def load_training_checkpoint(path, net, clip, optimizer, loss_scale):
-    """Restore weights, optimizer and loss scale in place; return the meta dict."""
-    state = ms.load_checkpoint(path)
+def read_training_checkpoint(path):
+    """Every entry of a training checkpoint, verified: CRC32, all `meta.` entries, finite values.
+
+    Raises FileNotFoundError, or CheckpointError saying what is wrong with the file.
+    """
+    state = load_checkpoint_verified(path)
+    missing = [key for key in META_KEYS if "meta." + key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a complete training checkpoint (no meta.{', meta.'.join(missing)})")
+    check_finite(state, path)
+    return state
+
+
+def load_training_checkpoint(path, net, clip, optimizer, loss_scale, state=None):
+    """Restore weights, optimizer and loss scale in place; return the meta dict.
+
+    `state`: the entries already read by `read_training_checkpoint(path)` (read here when None).
+    """
+    state = read_training_checkpoint(path) if state is None else state
     names = weight_names(net, clip)
-    missing = []
+    missing, mismatched = [], []
 
     def put(target, key):
         if key not in state:
             missing.append(key)
-            return
-        target.set_data(ms.Tensor(state[key].asnumpy(), target.dtype))
+        elif tuple(state[key].shape) != tuple(target.shape):
+            mismatched.append(f"{key} {tuple(state[key].shape)} vs {tuple(target.shape)}")
+        else:
+            target.set_data(ms.Tensor(state[key].asnumpy(), target.dtype))
 
     for _, p in net.parameters_and_names():
         put(p, names[id(p)])
@@ -66,8 +89,9 @@ def load_training_checkpoint(path, net, clip, optimizer, loss_scale):
         put(v, "optim.v." + names[id(p)])
     put(optimizer.step, "optim.step")
     put(loss_scale, "optim.loss_scale")
-    if missing:
-        raise ValueError(f"{path}: checkpoint lacks {len(missing)} entries, e.g. {missing[:5]}")
+    if missing or mismatched:
+        raise CheckpointError(f"{path}: does not fit this run's network: {len(missing)} entries missing "
+                              f"{missing[:5]}, {len(mismatched)} of another shape {mismatched[:5]}")
     return {key: int(state["meta." + key].asnumpy()) for key in META_KEYS}
 
 
@@ -81,21 +105,40 @@ def list_checkpoints(output_dir):
     return [path for _, path in sorted(found, reverse=True)]
 
 
-def is_readable(path):
-    """True when the file loads as a complete training checkpoint."""
-    try:
-        state = ms.load_checkpoint(path)
-    except Exception:  # corrupt or truncated file: MindSpore raises several types
-        return False
-    return all("meta." + key in state for key in META_KEYS)
+def checkpoint_step(path):
+    """The step in a checkpoint's file name (`ckpt_step00000012.ckpt` -> 12), or None."""
+    match = _CKPT_RE.search(os.path.basename(path))
+    return int(match.group(1)) if match else None
+
+
+def _reason(error, path):
+    text = str(error)
+    return text[len(path) + 2:] if text.startswith(path + ": ") else text
+
+
+def find_resume_checkpoint(output_dir):
+    """`(path, state, passed_over)`: the newest checkpoint of `output_dir` that verifies
+    (`read_training_checkpoint`) with its entries, and `[(path, reason)]` for each newer one that
+    did not. `(None, None, passed_over)` when none verifies."""
+    passed_over = []
+    for path in list_checkpoints(output_dir):
+        try:
+            return path, read_training_checkpoint(path), passed_over
+        except (CheckpointError, FileNotFoundError) as e:
+            passed_over.append((path, _reason(e, path)))
+    return None, None, passed_over
 
 
 def latest_good_checkpoint(output_dir):
-    """The newest checkpoint of `output_dir` that loads completely, or None."""
-    for path in list_checkpoints(output_dir):
-        if is_readable(path):
-            return path
-    return None
+    """The newest checkpoint of `output_dir` that verifies, or None."""
+    return find_resume_checkpoint(output_dir)[0]
+
+
+def set_aside(path, suffix):
+    """Rename `path` to `path + suffix` (out of the checkpoint list, kept on disk); return the new name."""
+    target = path + suffix
+    os.replace(path, target)
+    return target
 
 
 def prune_checkpoints(output_dir, keep):

@@ -119,6 +119,7 @@ class TrainSection:
     log_every: int = 1
     save_every: int = 0  # optimizer steps between checkpoints; 0 = only the final one
     keep_checkpoints: int = 3
+    max_consecutive_skips: int = 50  # stop the run (exit 1) after this many skipped steps in a row; 0 = never
     eval_every: int = 0  # optimizer steps between held-out evaluations; 0 = never during training
     eval_data: str = ""  # demo/val folder or retrieval CSV used for the periodic evaluation
 
@@ -141,6 +142,8 @@ class TrainSection:
                 float(self.loss_scale)
             except ValueError:
                 raise ValueError(f"loss_scale must be dynamic, none or a number, got {self.loss_scale!r}")
+        if self.max_consecutive_skips < 0:
+            raise ValueError(f"max_consecutive_skips must be >= 0 (0 = no limit), got {self.max_consecutive_skips}")
         if self.epochs < 1 and self.max_steps < 1:
             raise ValueError("epochs or max_steps must be >= 1")
 

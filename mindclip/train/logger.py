@@ -1,4 +1,8 @@
-"""Progress line on stdout and a JSON-lines log per optimizer step (rank 0 only)."""
+"""Progress line on stdout and a JSON-lines log per optimizer step (rank 0 only).
+
+`train_log.jsonl` holds one record per optimizer step, `{"step", "eval": {...}}` records of held-out
+evaluations and `{"step", "event": ...}` bookkeeping records (a resume).
+"""
 import json
 import math
 import os
@@ -13,6 +17,35 @@ def format_duration(seconds):
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def truncate_log(path, last_step):
+    """Keep only the records of steps <= `last_step` in the JSON-lines log `path` (rewritten atomically).
+
+    A resumed run restarts after its checkpoint's step: the records an interrupted run wrote past
+    it (and a line cut short by a kill) go, so the log holds one record per step.
+    Returns the number of lines dropped.
+    """
+    if not os.path.isfile(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+                keep = int(record["step"]) <= last_step
+            except (ValueError, KeyError, TypeError):
+                keep = False  # a torn last line
+            if keep:
+                kept.append(line if line.endswith("\n") else line + "\n")
+            else:
+                dropped += 1
+    if dropped:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+    return dropped
 
 
 class TrainLogger:
@@ -61,6 +94,12 @@ class TrainLogger:
         self._file.flush()
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
         self.message(f"eval @ step {step}: {shown}")
+
+    def log_event(self, step, event, **fields):
+        """A bookkeeping record `{"step", "event", ...}` (e.g. a resume and the config changes it accepted)."""
+        if self.enabled:
+            self._file.write(json.dumps({"step": step, "event": event, **fields}) + "\n")
+            self._file.flush()
 
     def message(self, text):
         if self.enabled:

@@ -4,6 +4,7 @@ One path for every method, device and world size. Rank 0 alone writes logs and c
 """
 import os
 import shutil
+import sys
 import time
 
 import mindspore as ms
@@ -13,9 +14,14 @@ from mindclip.config import dump_yaml
 from mindclip.data.pipeline import create_dataset
 from mindclip.train import checkpoint as ckpt
 from mindclip.train.build import build_train_step, resolved_loss_scale
+from mindclip.train.errors import RunError
 from mindclip.train.logger import TrainLogger
 from mindclip.train.networks import build_objective
+from mindclip.train.preflight import check_run
+from mindclip.train.resume import plan_resume, settle_output_dir
+from mindclip.train.run_dir import check_run_dir, claim_run_dir
 from mindclip.train.schedule import warmup_cosine_lr
+from mindclip.train.skip_guard import SkipGuard
 
 TEXT_COLUMN = {"clip": 1, "lightclip": 1, "pyramidclip": 2}  # the caption tokens' place in a batch
 
@@ -41,10 +47,19 @@ def setup_runtime(train_cfg):
 
 
 class Trainer:
-    """`Trainer(cfg, resume=None).run() -> summary dict`. `resume`: a checkpoint path or "auto"."""
+    """`Trainer(cfg, resume=None).run() -> summary dict`. `resume`: a checkpoint path or "auto".
 
-    def __init__(self, cfg, resume=None, stream=None):
+    overwrite: delete an earlier run's files in the output directory (else such a directory is
+    refused unless resumed). resume_allow: config keys that may differ from the resumed run's.
+    Bad input raises RunError / ConfigError / CheckpointError before anything is built; a run that
+    keeps skipping steps raises RunFailed. `close()` releases the output directory's lock.
+    """
+
+    def __init__(self, cfg, resume=None, stream=None, overwrite=False, resume_allow=()):
         self.cfg = cfg
+        self.stream = stream or sys.stdout
+        self.run_lock = None
+        self.resume_plan = self._check_start(resume, overwrite, resume_allow)  # reads only, on every rank
         self.rank, self.world = setup_runtime(cfg.train)
         self.is_main = self.rank == 0
         ms.set_seed(cfg.train.seed)
@@ -56,8 +71,8 @@ class Trainer:
         self.accum = cfg.optim.accumulation_steps
         steps_per_epoch = self.batches_per_epoch // self.accum
         if steps_per_epoch < 1:
-            raise ValueError(f"data: {self.batches_per_epoch} batches per epoch per rank is fewer than "
-                             f"optim.accumulation_steps={self.accum}; add data or lower the batch size")
+            raise RunError(f"data: {self.batches_per_epoch} batches per epoch per rank is fewer than "
+                           f"optim.accumulation_steps={self.accum}; add data or lower the batch size")
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
         warmup = int(round(cfg.optim.warmup_fraction * self.total_steps))
@@ -66,14 +81,10 @@ class Trainer:
         self.optimizer = self.step.optimizer
         self.position = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "skipped_steps": 0,
                          "seed": cfg.train.seed}
-        os.makedirs(cfg.train.output_dir, exist_ok=True)
-        if resume:
-            self._resume(resume)
-        self.logger = TrainLogger(cfg.train.output_dir, self.total_steps, cfg.train.log_every,
-                                  enabled=self.is_main, stream=stream)
-        if self.is_main:
-            dump_yaml(cfg, os.path.join(cfg.train.output_dir, "config.yaml"))
-            self.logger.message(self._describe_step())
+        self.skip_guard = SkipGuard(cfg.train.max_consecutive_skips)
+        self._saved = None  # (step, path) of the newest checkpoint of this run
+        self.logger = None
+        self._start_run(resume, overwrite, resume_allow)  # lock, settle the directory, resume, open the log
         self.evaluator = None
         if cfg.train.eval_every and cfg.train.eval_data and self.is_main:
             from mindclip.eval import HeldOutEvaluator
@@ -85,17 +96,64 @@ class Trainer:
         return create_dataset(self.data_cfg, rank=self.rank, world_size=self.world, epoch=epoch,
                               skip_batches=skip_batches)
 
+    # ----------------------------------------------------- run directory
+    def _say(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def _check_start(self, resume, overwrite, resume_allow):
+        """Everything that can refuse the run, before the runtime starts or anything is built."""
+        check_run(self.cfg, resume)
+        check_run_dir(self.cfg.train.output_dir, resume, overwrite)
+        return plan_resume(self.cfg, resume, resume_allow, say=self._say)
+
+    def _start_run(self, resume, overwrite, resume_allow):
+        """Rank 0 locks the output directory for the run's lifetime and settles its files; every rank
+        loads the resumed state; rank 0 opens the log and writes config.yaml."""
+        out = self.cfg.train.output_dir
+        if self.is_main:
+            self.run_lock = claim_run_dir(out, resume, overwrite, say=self._say)
+        try:
+            if self.is_main:
+                settle_output_dir(self.resume_plan, out, say=self._say)
+            if self.resume_plan:
+                self._resume(self.resume_plan)
+            self.logger = TrainLogger(out, self.total_steps, self.cfg.train.log_every, enabled=self.is_main,
+                                      stream=self.stream)
+            self._log_resume(resume_allow)
+            if self.is_main:
+                dump_yaml(self.cfg, os.path.join(out, "config.yaml"))
+                self.logger.message(self._describe_step())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Release the output directory (also done at the end of `run`); safe to call twice."""
+        if self.logger is not None:
+            self.logger.close()
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
+
     # --------------------------------------------------------------- resume
-    def _resume(self, resume):
-        path = ckpt.latest_good_checkpoint(self.cfg.train.output_dir) if resume == "auto" else resume
-        if path is None:
-            return  # "auto" with nothing saved yet: a fresh start
-        meta = ckpt.load_training_checkpoint(path, self.net, self.clip, self.optimizer,
-                                             self.step.loss_scale)
+    def _resume(self, plan):
+        meta = ckpt.load_training_checkpoint(plan.path, self.net, self.clip, self.optimizer,
+                                             self.step.loss_scale, state=plan.state)
+        plan.state = None  # the entries are in the network now
         if meta["seed"] != self.cfg.train.seed:
-            raise ValueError(f"{path}: saved with train.seed={meta['seed']}, config has {self.cfg.train.seed}")
+            raise RunError(f"{plan.path}: saved with train.seed={meta['seed']}, config has {self.cfg.train.seed}")
         self.position.update(meta)
-        self.resumed_from = path
+        self.resumed_from = plan.path
+        inside = os.path.dirname(os.path.abspath(plan.path)) == os.path.abspath(self.cfg.train.output_dir)
+        if inside and os.path.basename(plan.path) != "last.ckpt":
+            self._saved = (meta["step"], plan.path)
+
+    def _log_resume(self, resume_allow):
+        plan = self.resume_plan
+        if plan is not None:
+            self.logger.log_event(plan.step, "resume", checkpoint=plan.path, config_changes=plan.config_changes,
+                                  resume_allow=list(resume_allow),
+                                  passed_over=[{"path": p, "reason": r} for p, r in plan.passed_over])
 
     def _save(self):
         if not self.is_main:
@@ -105,7 +163,14 @@ class Trainer:
         ckpt.save_training_checkpoint(path, self.net, self.clip, self.optimizer,
                                       self.step.loss_scale, self.position)
         ckpt.prune_checkpoints(out, self.cfg.train.keep_checkpoints)
+        self._saved = (self.position["step"], path)
         return path
+
+    def _checkpoint_now(self):
+        """A checkpoint of the current step: the one saved at this step, or a new one."""
+        if self._saved is not None and self._saved[0] == self.position["step"]:
+            return self._saved[1]
+        return self._save()
 
     def _publish_last(self, path):
         """Copy the final checkpoint to OUTPUT_DIR/last.ckpt (atomically): the stable name tools use."""
@@ -162,18 +227,23 @@ class Trainer:
                 self._save()
             if self.evaluator is not None and pos["step"] % cfg.eval_every == 0:
                 self._evaluate()
-            if pos["step"] >= end_step:
+            if pos["step"] >= end_step or self.skip_guard.observe(pos["step"], result.finite):
                 break
             t0 = time.time()
-        final = None
-        if pos["step"] >= self.total_steps:
-            final = os.path.join(cfg.output_dir, ckpt.CKPT_PATTERN.format(pos["step"]))
-            if not os.path.exists(final):
-                final = self._save()
+        return self._finish(last_record)
+
+    def _finish(self, last_record):
+        """Save where the run stopped, publish last.ckpt when it is complete, release the directory."""
+        pos = self.position
+        stopped_by_skips = 0 < self.skip_guard.limit <= self.skip_guard.in_a_row
+        final = self._checkpoint_now() if last_record is not None or pos["step"] >= self.total_steps else None
+        if pos["step"] >= self.total_steps and not stopped_by_skips:
             final = self._publish_last(final)
-        self.logger.close()
+        self.close()
+        if stopped_by_skips:
+            raise self.skip_guard.error(final)
         return {"steps": pos["step"], "skipped_steps": pos["skipped_steps"], "last": last_record,
-                "checkpoint": final, "output_dir": cfg.output_dir}
+                "checkpoint": final, "output_dir": self.cfg.train.output_dir}
 
     def _describe_step(self):
         """One line saying how a step runs: the global batch, accumulation, precision, recompute."""

@@ -49,6 +49,8 @@ def read_log(path):
                 raise ValueError(f"{path}:{number}: not a JSON object ({e.msg})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            if "eval" in record or "event" in record:
+                continue  # held-out evaluation and bookkeeping (resume) records: not a step
             missing = [k for k in REQUIRED_KEYS if k not in record]
             if missing:
                 raise ValueError(f"{path}:{number}: record lacks {missing} (a train_log.jsonl record has "
