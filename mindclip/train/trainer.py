@@ -11,6 +11,7 @@ import mindspore as ms
 import numpy as np
 
 from mindclip.config import dump_yaml
+from mindclip.data.columns import caption_tokens_index
 from mindclip.data.pipeline import create_dataset
 from mindclip.train import checkpoint as ckpt
 from mindclip.train.build import build_train_step, resolved_loss_scale
@@ -23,7 +24,6 @@ from mindclip.train.run_dir import check_run_dir, claim_run_dir
 from mindclip.train.schedule import warmup_cosine_lr
 from mindclip.train.skip_guard import SkipGuard
 
-TEXT_COLUMN = {"clip": 1, "lightclip": 1, "pyramidclip": 2}  # the caption tokens' place in a batch
 
 
 def launched_by_msrun():
@@ -273,6 +273,6 @@ class Trainer:
             "parts": {name: float(v) for name, v in zip(self.objective.part_names, result.parts)},
             "logit_scale": float(np.exp(self.clip.logit_scale.asnumpy())),
             "step_time": step_time, "images_per_s": images / max(step_time, 1e-9),
-            "text_length": batch[TEXT_COLUMN[self.cfg.method]].shape[1],
+            "text_length": batch[caption_tokens_index(self.cfg.method)].shape[1],
             "skipped_steps": self.position["skipped_steps"], "finite": result.finite,
         }
