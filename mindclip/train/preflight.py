@@ -42,7 +42,7 @@ def check_output_dir(path):
 
 
 def check_model(cfg):
-    from mindclip.models.clip_towers import CLIP_TOWER_TYPES
+    from mindclip.models.clip_image_towers import CLIP_TOWER_TYPES
     from mindclip.models.registry import get_model_config, list_models, preset_path
     from mindclip.train.networks import model_overrides
 
