@@ -1,0 +1,1 @@
+"""Entry points (`python tools/<name>.py`) and the benchmark package (`python -m tools.bench <name>`)."""
