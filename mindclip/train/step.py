@@ -29,6 +29,7 @@ _is_finite = ops.MultitypeFuncGraph("is_finite")
 _add_into = ops.MultitypeFuncGraph("add_into")
 _scaled = ops.MultitypeFuncGraph("scaled")
 _reset = ops.MultitypeFuncGraph("reset")
+_square_sum = ops.MultitypeFuncGraph("square_sum")
 
 
 @_unscale.register("Tensor", "Tensor")
@@ -54,6 +55,18 @@ def _times(factor, accum):
 @_reset.register("Tensor")
 def _zero(accum):
     return ops.assign(accum, ops.zeros_like(accum))
+
+
+@_square_sum.register("Tensor")
+def _sum_of_squares(grad):
+    return (grad * grad).sum()
+
+
+def clip_by_global_norm(hyper_map, grads, max_norm):
+    """Scale `grads` by min(1, max_norm / (global L2 norm + 1e-6)) (torch's clip_grad_norm_), shapes kept:
+    `ops.clip_by_global_norm` returns a () gradient as (1,), which AdamW's kernel refuses."""
+    norm = ops.sqrt(ops.stack(hyper_map(_square_sum, grads)).sum())
+    return hyper_map(ops.partial(_scaled, ops.minimum(max_norm / (norm + 1e-6), 1.0)), grads)
 
 
 class StepCell(nn.Cell):
@@ -124,7 +137,7 @@ class StepCell(nn.Cell):
 
     def _update(self, grads, lr):
         if self.clip_grad_norm > 0:
-            grads = ops.clip_by_global_norm(grads, self.clip_grad_norm)
+            grads = clip_by_global_norm(self.hyper_map, grads, self.clip_grad_norm)
         lr = ops.depend(lr, self.optimizer(grads, lr))
         clamped = ops.clamp(self.logit_scale, 0.0, LOGIT_SCALE_MAX)
         return ops.depend(lr, ops.assign(self.logit_scale, clamped))
