@@ -109,7 +109,8 @@ class LightCLIPPretrain(nn.Cell):
         image_tokens = self.image_token_proj(flatten_map(last_map))  # (B, H4*W4, E)
         return image_tokens, self.clip.text.project_tokens(final)  # (B, L, E)
 
-    def _mlm_outputs(self, stages, mlm_tokens, mlm_positions):
+    def mlm_logits(self, stages, mlm_tokens, mlm_positions):
+        """(mlm_text_logits, mlm_fuse_logits), each (B, K, V), from the 4 image stages and the masked text."""
         if not self.mlm:
             batch = stages[0].shape[0]
             count = 0 if mlm_positions is None else mlm_positions.shape[1]
@@ -129,6 +130,6 @@ class LightCLIPPretrain(nn.Cell):
         final, _ = self.clip.text.forward_tokens(tokens)  # (B, L, W)
         text_features = l2_normalize(self.clip.text.pool(final, tokens))  # (B, E)
         image_tokens, text_tokens = self._token_outputs(stages[3], final)
-        text_logits, fuse_logits = self._mlm_outputs(stages, mlm_tokens, mlm_positions)
+        text_logits, fuse_logits = self.mlm_logits(stages, mlm_tokens, mlm_positions)
         return (image_features, text_features, ops.exp(self.clip.logit_scale), image_tokens, text_tokens,
                 text_logits, fuse_logits)

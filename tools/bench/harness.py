@@ -67,6 +67,7 @@ FLAGS = {  # name -> (flag, argparse keywords); a benchmark picks the ones it ho
                           help="RunConfig override, e.g. loss.mlm_weight=0 (repeatable)")),
     "json": ("--json", dict(default=None, help="append the result as one JSON line to this file")),
     "device_target": ("--device-target", dict(default="CPU", choices=("CPU", "GPU", "Ascend"))),
+    "workers": ("--workers", dict(type=int_list, default=[2], help="worker (thread) counts, e.g. 1,2")),
     "seed": ("--seed", dict(type=at_least(0), default=0, help="seed of the synthetic inputs")),
 }
 
@@ -197,3 +198,12 @@ def parse_pieces(text, available):
         if name not in available:
             fail(f"--pieces: {name!r} is not part of this step ({STEP_PIECES[name]})")
     return names
+
+
+OPS = ("matmul", "gelu", "gelu_fwd_bwd", "layer_norm", "mul_add")  # `ops`: single ops of a text tower's MLP
+
+
+def op_shapes(batch, text_length, width):
+    """x (rows, width), w (4 width, width), h (rows, 4 width) with rows = batch * text_length."""
+    rows, hidden = batch * text_length, 4 * width
+    return {"x": [rows, width], "w": [hidden, width], "h": [rows, hidden]}

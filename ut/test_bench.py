@@ -1,0 +1,138 @@
+"""Smoke tests of every benchmark (`python -m tools.bench <name>`): tiny presets, one step, in-process
+`main(argv)`; the JSON line each appends has the expected keys and sane values. `train --batches`
+runs its real subprocesses."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mindclip.data.synthetic import synthetic_arrays
+from tools.bench import buckets, data, harness, hungarian, infer, ops, train
+from tools.bench.harness import ROOT
+
+TINY_STEP = ["--batch", "4", "--text-length", "16", "--steps", "1", "--warmup", "0"]
+
+
+def run(main, argv, tmp_path):
+    """main(argv + --json) -> (its return value, the JSON lines it appended)."""
+    out = tmp_path / "bench.jsonl"
+    result = main(argv + ["--json", str(out)])
+    return result, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def refused(main, argv, capsys, *words):
+    """main(argv) exits with status 2 and one stderr line holding `words`."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and len(err.splitlines()) == 1, err
+    for word in words:
+        assert word in err, err
+
+
+def test_train_lightclip_step_from_npz_with_clipping_matcher_share_and_pieces(tmp_path):
+    np.savez(tmp_path / "batch.npz", **synthetic_arrays("lightclip", 64, 3, 12, np.random.default_rng(5), "cc3m"))
+    pieces = ["token_table", "inst_loss", "token_loss", "mlm_branch", "optimizer"]
+    result, lines = run(train.main, ["--model", "tiny_resnet18", "--method", "lightclip", *TINY_STEP,
+                                     "--batch-npz", str(tmp_path / "batch.npz"), "--set", "optim.clip_grad_norm=1",
+                                     "--pieces", ",".join(pieces)], tmp_path)
+    assert lines == [result]
+    assert (result["method"], result["batch"], result["text_length"], result["lengths"]) == ("lightclip", 3, 12, "npz")
+    parts = result["parts"]
+    assert result["finite"] and list(parts) == ["inst", "token", "mlm_text", "mlm_fuse"]
+    assert all(0 < v < 20 for v in parts.values())
+    expected = 0.8 * parts["inst"] + 0.1 * parts["token"] + 0.05 * (parts["mlm_text"] + parts["mlm_fuse"])
+    assert result["loss"] == pytest.approx(expected, abs=1e-4)  # the paper's weights, implied by the method
+    assert 0.2 < result["peak_rss_gib"] < 16
+    assert result["step_s_min"] <= result["step_s_median"] < result["first_step_s"]
+    assert result["images_per_s"] == pytest.approx(3 / result["step_s_median"], rel=0.01)
+    assert result["host_match_calls"] == 1  # one matcher call per step: the forward is not run twice
+    assert 0 < result["host_match_s"] < result["step_s_median"] and 0 < result["host_match_share"] < 1
+    assert list(result["pieces"]) == pieces
+    assert all(row["step_s"] > 0 and row["compile_s"] > -1 for row in result["pieces"].values())
+
+
+def test_train_memory_slope_of_accumulated_recomputed_steps_one_process_per_batch(tmp_path):
+    result, lines = run(train.main, ["--model", "tiny_vit", "--batches", "2,4", "--text-length", "8", "--steps", "1",
+                                     "--warmup", "0", "--set", "optim.accumulation_steps=2",
+                                     "--set", "optim.accumulation=gradients", "--set", "train.recompute=all"], tmp_path)
+    assert lines == [result] and result["batches"] == [2, 4]
+    runs = result["runs"]
+    assert [(r["batch"], r["accumulation_steps"], r["lengths"]) for r in runs] == [(2, 2, "uniform"), (4, 2, "uniform")]
+    assert all(r["finite"] and r["host_match_s"] == 0 for r in runs)
+    peaks = result["peak_rss_gib"]
+    assert peaks == [r["peak_rss_gib"] for r in runs] and min(peaks) > 0.2
+    assert result["gib_per_sample"] == pytest.approx((peaks[1] - peaks[0]) / 2, abs=1e-4)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "data.augment=none"], ["--set data.augment=none", "cannot honour"]),
+    (["--set", "optim.min_lr=0.1"], ["--set optim.min_lr=0.1", "cannot honour"]),
+    (["--set", "loss.no_such_key=1"], ["no_such_key"]),
+    (["--batches", "4,4"], ["--batches"]),
+    (["--batches", "2,4", "--pieces", "all"], ["--pieces"]),
+    (["--steps", "0"], ["--steps"]),
+    (["--batch-npz", "/nonexistent.npz"], ["/nonexistent.npz"]),
+    (["--batch-npz", "/nonexistent.npz", "--set", "optim.accumulation_steps=2"], ["accumulation_steps=2"]),
+])
+def test_train_refuses_what_it_cannot_honour(argv, words, capsys):
+    refused(train.main, ["--model", "tiny_vit"] + argv, capsys, *words)
+
+
+def test_train_refuses_unknown_or_absent_pieces(capsys):
+    refused(train.main, ["--model", "tiny_vit", "--pieces", "token_loss"], capsys, "token_loss", "not part")
+    refused(train.main, ["--model", "tiny_vit", "--pieces", "nope"], capsys, "nope", "unknown")
+
+
+def test_infer_graph_pynative_and_exported(tmp_path):
+    result, _ = run(infer.main, ["--model", "tiny_resnet18", "--batches", "2", "--steps", "1", "--warmup", "0",
+                                 "--ways", "graph,pynative,exported", "--preprocess-images", "4", "--workers", "1"],
+                    tmp_path)
+    assert result["params_total"] == result["params_image"] + result["params_text"] + 1  # + logit_scale
+    assert result["export"]["fp32"]["passed"] and result["export"]["fp32"]["max_abs_diff"] < 1e-5
+    assert sorted(result["towers"]) == sorted(f"{t}/{w}/b2" for t in ("image", "text")
+                                              for w in ("graph", "pynative", "exported"))
+    for row in result["towers"].values():
+        assert row["wall_ms"] > 0 and row["items_per_s"] == pytest.approx(2000 / row["wall_ms"], rel=0.02)
+    assert result["preprocess_images_per_s"]["1"] > 0
+
+
+def test_data_pipeline(tmp_path):
+    result, _ = run(data.main, ["--batch", "2", "--steps", "2", "--images", "6", "--image-size", "32",
+                                "--workers", "1"], tmp_path)
+    assert result["workers"]["1"]["images_per_s"] > 0 and result["workers"]["1"]["images_per_cpu_s"] > 0
+
+
+def test_hungarian(tmp_path):
+    rows, lines = run(hungarian.main, ["--batches", "2,3", "--shapes", "4x10", "--words", "3", "--steps", "2"],
+                      tmp_path)
+    assert lines == rows and [r["batch"] for r in rows] == [2, 3]
+    assert all(r["host_ms"] > 0 and r["graph_ms"] > 0 for r in rows)
+
+
+def test_ops(tmp_path):
+    result, _ = run(ops.main, ["--batch", "2", "--text-length", "4", "--width", "8", "--steps", "1"], tmp_path)
+    assert result["shapes"] == {"x": [8, 8], "w": [32, 8], "h": [8, 32]}
+    assert list(result["best_ms"]) == list(harness.OPS) and min(result["best_ms"].values()) > 0
+
+
+def test_buckets_synthetic_and_captions(tmp_path):
+    result, _ = run(buckets.main, ["--lengths", "uniform", "--count", "320", "--text-length", "20",
+                                   "--buckets", "8,16"], tmp_path)
+    assert result["buckets"] == [8, 16, 20] and result["batches"] == 10
+    assert sum(result["share_of_batches"].values()) == pytest.approx(1.0)
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a cat\n" * 3 + "a dog on a red mat\n", encoding="utf-8")
+    result, _ = run(buckets.main, ["--captions", str(captions), "--batch", "2", "--buckets", "4"], tmp_path)
+    # "a cat" uses 4 positions (SOT a cat EOT); the batch holding the dog caption needs the next bucket
+    assert result["share_of_batches"] == {"4": 0.5, "77": 0.5} and result["caption_positions"]["max"] == 8
+
+
+def test_dispatch_from_the_command_line():
+    listing = subprocess.run([sys.executable, "-m", "tools.bench", "-h"], cwd=ROOT, capture_output=True, text=True)
+    assert listing.returncode == 0 and "train" in listing.stdout and "infer" in listing.stdout
+    unknown = subprocess.run([sys.executable, "-m", "tools.bench", "nope"], cwd=ROOT, capture_output=True, text=True)
+    assert unknown.returncode == 2 and unknown.stderr.strip().splitlines() == [
+        "error: unknown benchmark 'nope'; choose from train, infer, data, hungarian, ops, buckets"]
