@@ -1,12 +1,6 @@
-"""The harness every benchmark shares. NumPy only: the PyTorch side imports it too.
-
-- `bench_parser`: one flag vocabulary; a concept has one flag, with one meaning, in every benchmark.
-- `time_calls`: the first call (compile + run) apart, untimed warm-up calls, then timed calls, each
-  followed by a host sync inside its timing (an asynchronous launch is not a finished call).
-- `emit`: the result as one JSON line on stdout, appended to `--json`.
-- `fail`: a one-line error naming the flag or file, exit status 2.
-- `STEP_PIECES`: the pieces of a train step that `train --pieces` times, by the same names on both sides.
-"""
+"""The harness every benchmark shares; NumPy only, so that the PyTorch side imports it too: one flag
+vocabulary (a concept has one flag, with one meaning, everywhere), the timer, JSON lines, one-line
+errors (exit status 2), and the names of a train step's pieces on both sides."""
 import argparse
 import collections
 import json
@@ -33,7 +27,7 @@ def fail(message):
 
 
 def int_list(text):
-    """"16,32" -> [16, 32] (positive integers)."""
+    """An argparse type: "16,32" -> [16, 32], positive integers."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -87,8 +81,6 @@ def bench_parser(name, doc, flags, **defaults):
         if key in defaults:
             keywords["default"] = defaults.pop(key)
         parser.add_argument(flag, **keywords)
-    if defaults:
-        raise TypeError(f"bench_parser: defaults for flags not asked for: {sorted(defaults)}")
     return parser
 
 

@@ -55,18 +55,16 @@ def runners(model, ways, export_dir):
     from mindclip.export import IMAGE_FILE, TEXT_FILE, ImageEncoder, TextEncoder, load_tower
 
     size, length = model.visual.image_size, model.text.context_length
+    build = {
+        "graph": lambda: (ImageEncoder(model), TextEncoder(model), ms.GRAPH_MODE),
+        "pynative": lambda: (model.encode_image, model.encode_text, ms.PYNATIVE_MODE),
+        "exported": lambda: (load_tower(os.path.join(export_dir, IMAGE_FILE), [None, 3, size, size], ms.float32),
+                             load_tower(os.path.join(export_dir, TEXT_FILE), [None, length], ms.int32), ms.GRAPH_MODE),
+    }
     out = {}
-    if "graph" in ways:
-        out.update({("image", "graph"): (ImageEncoder(model), ms.GRAPH_MODE),
-                    ("text", "graph"): (TextEncoder(model), ms.GRAPH_MODE)})
-    if "pynative" in ways:
-        out.update({("image", "pynative"): (model.encode_image, ms.PYNATIVE_MODE),
-                    ("text", "pynative"): (model.encode_text, ms.PYNATIVE_MODE)})
-    if "exported" in ways:
-        out.update({("image", "exported"): (load_tower(os.path.join(export_dir, IMAGE_FILE),
-                                                       [None, 3, size, size], ms.float32), ms.GRAPH_MODE),
-                    ("text", "exported"): (load_tower(os.path.join(export_dir, TEXT_FILE), [None, length], ms.int32),
-                                           ms.GRAPH_MODE)})
+    for way in ways:
+        image, text, mode = build[way]()
+        out[("image", way)], out[("text", way)] = (image, mode), (text, mode)
     return out
 
 

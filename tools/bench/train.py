@@ -5,21 +5,15 @@
     python -m tools.bench train --method clip --batches 16,32 --set train.recompute=all  # GiB per sample
     python -m tools.bench train --method lightclip --pieces all                         # each piece on its own
 
-The step is the trainer's (`mindclip.train.build_train_step`: objective, AdamW, loss scaling,
-clipping, accumulation, recompute, precision), fed `optim.accumulation_steps` fixed synthetic
-micro-batches of `--batch` samples (`mindclip.data.synthetic`) or the one in `--batch-npz`: data
-loading is not included (`python -m tools.bench data`). `--set` takes the RunConfig keys the step
-reads (method, model.*, loss.*, optim.* but the schedule, train's device, mode, seed, precision,
-loss scale and recompute); any other key is refused rather than ignored. The learning rate is
-`optim.lr` and the training progress 0.7 (LightCLIP's importance-aware regime) on every step.
-
-Result (one JSON line): `step_s_median` / `step_s_min` of the whole optimizer step (all its
-micro-batches), `compile_s` (first step minus the median), `images_per_s`, `peak_rss_gib` (ru_maxrss
-of the process after the timed steps), `parts` and `loss` of the last step, `host_match_s` (median
-seconds per step inside the Hungarian op's host function) and `host_match_share` of the step.
-`--pieces` adds `pieces`: {name: {step_s, compile_s}}, each piece its own graph (harness.STEP_PIECES).
-`--batches 16,32` runs one process per batch size and reports each `peak_rss_gib` and the slope
-`gib_per_sample` (least squares over the batch sizes).
+The trainer's step (`mindclip.train.build_train_step`) on `optim.accumulation_steps` fixed synthetic
+micro-batches of `--batch` samples (`mindclip.data.synthetic`) or the one in `--batch-npz`, at
+`optim.lr` and training progress 0.7; no data loading (`tools.bench data`). `--set` takes the keys the
+step reads (method, model, loss, optim but its schedule, train's device, mode, seed, precision, loss
+scale, recompute) and refuses any other. One JSON line: `step_s_median`/`step_s_min` of the whole
+optimizer step, `compile_s`, `images_per_s`, `peak_rss_gib` (ru_maxrss after the timed steps), the
+last step's `loss` and `parts`, `host_match_s` (seconds per step in the Hungarian op's host function)
+and `host_match_share`; with `--pieces`, `pieces` {name: {step_s, compile_s}} (harness.STEP_PIECES).
+`--batches` runs one process per batch size: each `peak_rss_gib`, and `gib_per_sample` (least squares).
 """
 import sys
 
