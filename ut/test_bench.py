@@ -76,6 +76,7 @@ def test_train_memory_slope_of_accumulated_recomputed_steps_one_process_per_batc
     (["--steps", "0"], ["--steps"]),
     (["--batch-npz", "/nonexistent.npz"], ["/nonexistent.npz"]),
     (["--batch-npz", "/nonexistent.npz", "--set", "optim.accumulation_steps=2"], ["accumulation_steps=2"]),
+    (["--batch-npz", "/nonexistent.npz", "--batch=8"], ["--batch", "ignored"]),
 ])
 def test_train_refuses_what_it_cannot_honour(argv, words, capsys):
     refused(train.main, ["--model", "tiny_vit"] + argv, capsys, *words)
@@ -84,6 +85,11 @@ def test_train_refuses_what_it_cannot_honour(argv, words, capsys):
 def test_train_refuses_unknown_or_absent_pieces(capsys):
     refused(train.main, ["--model", "tiny_vit", "--pieces", "token_loss"], capsys, "token_loss", "not part")
     refused(train.main, ["--model", "tiny_vit", "--pieces", "nope"], capsys, "nope", "unknown")
+
+
+def test_train_refuses_an_npz_batch_of_another_image_size(tmp_path, capsys):
+    np.savez(tmp_path / "batch.npz", **synthetic_arrays("clip", 16, 2, 8, np.random.default_rng(0)))
+    refused(train.main, ["--model", "tiny_vit", "--batch-npz", str(tmp_path / "batch.npz")], capsys, "16 px", "32")
 
 
 def test_infer_graph_pynative_and_exported(tmp_path):

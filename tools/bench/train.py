@@ -40,6 +40,9 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.batches and (args.pieces or args.batch_npz):
         fail("--batches runs the whole step at several batch sizes: not with --pieces or --batch-npz")
+    given = {a.split("=")[0] for a in argv} & {"--batch", "--text-length", "--lengths", "--seed"}
+    if args.batch_npz and given:
+        fail(f"--batch-npz holds the batch: {', '.join(sorted(given))} would be ignored")
     if args.batches and len(set(args.batches)) < 2:
         fail(f"--batches {args.batches}: give at least two different batch sizes for a slope")
     return args
@@ -78,6 +81,9 @@ def micro_batches(args, cfg, image_size):
             fail(f"--batch-npz holds one batch: it cannot feed optim.accumulation_steps={steps}")
         columns = tuple(synthetic_arrays(cfg.method, 1, 1, 8, np.random.default_rng(0)))
         arrays = load_npz_batch(args.batch_npz, columns)
+        if arrays[0].shape[-1] != image_size:
+            fail(f"--batch-npz {args.batch_npz}: images of {arrays[0].shape[-1]} px, the model takes {image_size} "
+                 f"(--image-size)")
         args.batch, args.text_length = arrays[columns.index("tokens")].shape
         return [[ms.Tensor(a) for a in arrays]]
     rng = np.random.default_rng(args.seed)
