@@ -124,6 +124,14 @@ def test_ops(tmp_path):
     assert list(result["best_ms"]) == list(harness.OPS) and min(result["best_ms"].values()) > 0
 
 
+def test_buckets_of_the_demo_shards(tiny_demo, tmp_path, capsys):
+    result, _ = run(buckets.main, ["--shards", f"{tiny_demo}/mindrecord/train-*.mindrecord", "--batch", "8"], tmp_path)
+    # the demo's captions use at most 11 positions (docs/performance.md): every batch in the 16 bucket
+    assert result["captions"] == 64 and result["share_of_batches"] == {"16": 1.0, "32": 0.0, "48": 0.0, "77": 0.0}
+    assert result["caption_positions"]["max"] <= 11
+    refused(buckets.main, ["--shards", f"{tmp_path}/none-*.mindrecord"], capsys, "--shards", "none-*")
+
+
 def test_buckets_synthetic_and_captions(tmp_path):
     result, _ = run(buckets.main, ["--lengths", "uniform", "--count", "320", "--text-length", "20",
                                    "--buckets", "8,16"], tmp_path)

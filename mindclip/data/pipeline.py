@@ -118,6 +118,12 @@ def count_rows(files):
     return ds.MindDataset(files, columns_list=["id"], shuffle=False).get_dataset_size()
 
 
+def read_captions(spec):
+    """Every caption (str) of the shards `spec` (as `list_shards`), in shard order."""
+    reader = ds.MindDataset(list_shards(spec), columns_list=["caption"], shuffle=False)
+    return [_as_str(row["caption"]) for row in reader.create_dict_iterator(output_numpy=True)]
+
+
 def rank_rows(n_rows, rank, world_size, epoch, seed, shuffle, batch_size, drop_remainder):
     """Row indices rank `rank` reads in epoch `epoch`, in order (see the module doc)."""
     if not 0 <= rank < world_size:

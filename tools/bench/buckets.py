@@ -40,23 +40,18 @@ def caption_positions(args):
     from mindclip.tokenizer import default_tokenizer
 
     if args.shards:
-        import mindspore.dataset as ds
+        from mindclip.data.pipeline import read_captions
 
-        from mindclip.data.pipeline import list_shards
-
-        reader = ds.MindDataset(list_shards(args.shards), columns_list=["caption"], shuffle=False)
-        captions = [_text(row["caption"]) for row in reader.create_dict_iterator(output_numpy=True)]
+        try:
+            captions = read_captions(args.shards)
+        except FileNotFoundError as e:
+            fail(f"--shards: {e}")
     else:
         with open(args.captions, encoding="utf-8") as f:
             captions = [line.strip() for line in f if line.strip()]
     if not captions:
         fail(f"{args.shards or args.captions}: no captions")
     return (np.asarray(default_tokenizer()(captions, args.text_length)) != 0).sum(axis=1)
-
-
-def _text(value):
-    value = value.item() if isinstance(value, np.ndarray) else value
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def bucket_report(lengths, batch, buckets, seed):
