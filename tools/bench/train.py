@@ -72,7 +72,7 @@ def run_config(args):
 
 
 def micro_batches(args, cfg, image_size):
-    """`optim.accumulation_steps` batches of Tensors in the method's column order."""
+    """`optim.accumulation_steps` batches, each a dict column name -> Tensor in the method's order."""
     import mindspore as ms
 
     steps = cfg.optim.accumulation_steps
@@ -85,10 +85,10 @@ def micro_batches(args, cfg, image_size):
             fail(f"--batch-npz {args.batch_npz}: images of {arrays[0].shape[-1]} px, the model takes {image_size} "
                  f"(--image-size)")
         args.batch, args.text_length = arrays[columns.index("tokens")].shape
-        return [[ms.Tensor(a) for a in arrays]]
+        return [{c: ms.Tensor(a) for c, a in zip(columns, arrays)}]
     rng = np.random.default_rng(args.seed)
-    return [[ms.Tensor(a) for a in synthetic_arrays(cfg.method, image_size, args.batch, args.text_length, rng,
-                                                   args.lengths).values()] for _ in range(steps)]
+    return [{c: ms.Tensor(a) for c, a in synthetic_arrays(cfg.method, image_size, args.batch, args.text_length, rng,
+                                                          args.lengths).items()} for _ in range(steps)]
 
 
 def time_step(step, batches, args, lr):
@@ -99,7 +99,7 @@ def time_step(step, batches, args, lr):
 
     def call():
         MATCH_TIMER.reset()
-        outputs.append(step(lr, PROGRESS, batches))
+        outputs.append(step(lr, PROGRESS, [list(b.values()) for b in batches]))
         matching.append((MATCH_TIMER.seconds, MATCH_TIMER.calls))
         return outputs[-1]
 
@@ -115,7 +115,9 @@ def time_pieces(names, objective, step, batch, args):
     """{name: {step_s, compile_s}} with each piece compiled and timed as its own graph."""
     from tools.bench.pieces import build_pieces
 
-    pieces = build_pieces(names, objective, step, batch[0], batch[1], batch[2:], np.random.default_rng(1))
+    mlm = [batch[c] for c in ("mlm_tokens", "mlm_positions", "mlm_labels") if c in batch]
+    pieces = build_pieces(names, objective, step, next(iter(batch.values())), batch["tokens"], mlm,
+                          np.random.default_rng(1))
     rows = {}
     for name, (cell, inputs) in pieces.items():
         timing = time_calls(lambda: cell(*inputs), args.steps, args.warmup)
