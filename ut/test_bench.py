@@ -12,7 +12,7 @@ from mindclip.data.synthetic import synthetic_arrays
 from tools.bench import buckets, data, harness, hungarian, infer, ops, train
 from tools.bench.harness import ROOT
 
-TINY_STEP = ["--batch", "4", "--text-length", "16", "--steps", "1", "--warmup", "0"]
+ONE_STEP = ["--steps", "1", "--warmup", "0"]
 
 
 def run(main, argv, tmp_path):
@@ -35,7 +35,7 @@ def refused(main, argv, capsys, *words):
 def test_train_lightclip_step_from_npz_with_clipping_matcher_share_and_pieces(tmp_path):
     np.savez(tmp_path / "batch.npz", **synthetic_arrays("lightclip", 64, 3, 12, np.random.default_rng(5), "cc3m"))
     pieces = ["token_table", "inst_loss", "token_loss", "mlm_branch", "optimizer"]
-    result, lines = run(train.main, ["--model", "tiny_resnet18", "--method", "lightclip", *TINY_STEP,
+    result, lines = run(train.main, ["--model", "tiny_resnet18", "--method", "lightclip", *ONE_STEP,
                                      "--batch-npz", str(tmp_path / "batch.npz"), "--set", "optim.clip_grad_norm=1",
                                      "--pieces", ",".join(pieces)], tmp_path)
     assert lines == [result]

@@ -10,8 +10,8 @@ is timed after its first call (the compile, reported apart as `first_s`): `wall_
 (process CPU time, all threads: what to read when other processes share the cores) are medians of
 `--steps` calls, `items_per_s` = batch / wall. `exported` exports both towers first (verified against
 the model; `export` holds the verification, `--fp16` adds float16 towers and their error).
-`--preprocess-images N` times JPEG decode + resize + crop + normalise of N synthetic 500x375 JPEGs
-with `--workers` threads, as tools/eval.py does.
+`--preprocess-images N` times JPEG decode + resize + crop + normalise of N photo-like 500x375 JPEGs
+(those of `tools.bench data`) with `--workers` threads, as tools/eval.py does.
 """
 import concurrent.futures
 import io
@@ -102,16 +102,14 @@ def export(model, args, export_dir):
 
 
 def preprocess_speed(count, image_size, workers):
-    """images/s of decode + `preprocess_image` on synthetic 500x375 JPEGs with `workers` threads."""
+    """images/s of decode + `preprocess_image` on photo-like 500x375 JPEGs with `workers` threads."""
     from PIL import Image
 
     from mindclip.data.transforms import preprocess_image
+    from tools.bench.data import photo_like_jpeg
 
-    rng, blobs = np.random.default_rng(0), []
-    for _ in range(8):
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
-        blobs.append(buffer.getvalue())
+    rng = np.random.default_rng(0)
+    blobs = [photo_like_jpeg(rng) for _ in range(8)]
 
     def load(i):
         with Image.open(io.BytesIO(blobs[i % len(blobs)])) as image:

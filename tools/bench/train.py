@@ -33,8 +33,7 @@ def parse_args(argv):
     p = bench_parser("train", __doc__, ["model", "method", "batch", "batches", "image_size", "text_length",
                                         "lengths", "steps", "warmup", "set", "json", "device_target", "seed"])
     p.add_argument("--batch-npz", default=None,
-                   help="take the batch from this .npz (the method's columns); --batch and --text-length then "
-                        "come from its arrays")
+                   help="take the batch from this .npz (the method's columns): it sets batch size and text length")
     p.add_argument("--pieces", default=None, help="also time pieces of the step: all, or some of "
                    + ", ".join(STEP_PIECES))
     args = p.parse_args(argv)
