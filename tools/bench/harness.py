@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from mindclip._io import append_json_line
+from mindclip.data.columns import METHODS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROGRESS = 0.7  # the step's training-progress input: LightCLIP's importance-aware regime (r2 = 0.66)
@@ -48,7 +49,7 @@ def at_least(minimum):
 
 FLAGS = {  # name -> (flag, argparse keywords); a benchmark picks the ones it honours
     "model": ("--model", dict(default="lightclip_mobilenetv2", help="model preset (mindclip.list_models())")),
-    "method": ("--method", dict(default="clip", help="clip | lightclip | pyramidclip")),
+    "method": ("--method", dict(default="clip", choices=METHODS)),
     "batch": ("--batch", dict(type=at_least(1), default=32, help="samples per batch (per micro-batch)")),
     "batches": ("--batches", dict(type=int_list, default=None, help="several batch sizes, e.g. 16,32")),
     "image_size": ("--image-size", dict(type=at_least(1), default=None, help="default: the preset's")),

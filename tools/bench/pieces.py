@@ -105,7 +105,8 @@ def tensor(array):
 
 
 def build_pieces(names, objective, step, images, tokens, mlm_columns, rng):
-    """name -> (cell, inputs) for each of `names`; `images`, `tokens` and `mlm_columns` from one batch."""
+    """name -> (cell, inputs) for each of `names`; from one batch: `images` (the first view), the caption
+    `tokens` and, for LightCLIP, `mlm_columns` (mlm_tokens, mlm_positions, mlm_labels)."""
     clip, table = objective.clip, objective.clip.text.token_embedding
     text_params = clip.text.trainable_params()
     builders = {

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from mindclip.config import ConfigError, parse_override
+from mindclip.data.columns import BATCH_COLUMNS, CAPTION_TOKENS, IMAGE_COLUMNS, TEXT_COLUMNS
 from mindclip.data.synthetic import synthetic_arrays
 from tools.bench.harness import (PROGRESS, STEP_PIECES, bench_parser, emit, fail, load_npz_batch, parse_pieces,
                                  peak_rss_gib, run_for_json, time_calls, without_flags)
@@ -78,12 +79,12 @@ def micro_batches(args, cfg, image_size):
     if args.batch_npz:
         if steps != 1:
             fail(f"--batch-npz holds one batch: it cannot feed optim.accumulation_steps={steps}")
-        columns = tuple(synthetic_arrays(cfg.method, 1, 1, 8, np.random.default_rng(0)))
+        columns = BATCH_COLUMNS[cfg.method]
         arrays = load_npz_batch(args.batch_npz, columns)
         if arrays[0].shape[-1] != image_size:
             fail(f"--batch-npz {args.batch_npz}: images of {arrays[0].shape[-1]} px, the model takes {image_size} "
                  f"(--image-size)")
-        args.batch, args.text_length = arrays[columns.index("tokens")].shape
+        args.batch, args.text_length = arrays[columns.index(CAPTION_TOKENS)].shape
         return [{c: ms.Tensor(a) for c, a in zip(columns, arrays)}]
     rng = np.random.default_rng(args.seed)
     return [{c: ms.Tensor(a) for c, a in synthetic_arrays(cfg.method, image_size, args.batch, args.text_length, rng,
@@ -110,13 +111,12 @@ def time_step(step, batches, args, lr):
     return timing, outputs[-1], float(np.median([s for s, _ in matching[-args.steps:]])), matching[-1][1]
 
 
-def time_pieces(names, objective, step, batch, args):
+def time_pieces(names, objective, step, batch, method, args):
     """{name: {step_s, compile_s}} with each piece compiled and timed as its own graph."""
     from tools.bench.pieces import build_pieces
 
-    mlm = [batch[c] for c in ("mlm_tokens", "mlm_positions", "mlm_labels") if c in batch]
-    pieces = build_pieces(names, objective, step, next(iter(batch.values())), batch["tokens"], mlm,
-                          np.random.default_rng(1))
+    pieces = build_pieces(names, objective, step, batch[IMAGE_COLUMNS[method][0]], batch[CAPTION_TOKENS],
+                          [batch[c] for c in TEXT_COLUMNS[method][1:]], np.random.default_rng(1))
     rows = {}
     for name, (cell, inputs) in pieces.items():
         timing = time_calls(lambda: cell(*inputs), args.steps, args.warmup)
@@ -155,7 +155,7 @@ def run_step(args):
         "host_match_calls": match_calls,
     }
     if pieces:
-        result["pieces"] = time_pieces(pieces, objective, step, batches[0], args)
+        result["pieces"] = time_pieces(pieces, objective, step, batches[0], cfg.method, args)
     return result
 
 
