@@ -152,8 +152,6 @@ _SPELLS_IDS = {
     "mindclip/tokenizer.py": "defines them",
     "ut/test_tokenizer.py": "the independent reference",
     "tools/bench_open_clip.py": "runs under PyTorch without mindclip",
-    "tools/bench_train.py": "to be replaced by the benchmark rewrite (issue 17)",
-    "tools/bench_models.py": "to be replaced by the benchmark rewrite (issue 17)",
 }
 
 
