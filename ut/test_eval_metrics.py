@@ -114,3 +114,50 @@ def test_image_without_caption_is_an_error():
 def test_bad_labels_are_refused():
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         metrics.classification_metrics(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def clip_benchmark_recall(scores, positive_pairs, k):
+    """CLIP_benchmark's `recall_at_k(...) > 0` per query row, re-done in NumPy: rows are queries."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(positive_pairs, top, axis=1).any(axis=1).mean()
+
+
+def test_clip_benchmark_retrieval_keys_follow_its_definition():
+    rng = np.random.default_rng(2)
+    images = rng.standard_normal((20, 8)).astype(np.float32)  # continuous: no ties
+    ids = np.repeat(np.arange(20), 3)
+    texts = images[ids] + 1.5 * rng.standard_normal((60, 8)).astype(np.float32)
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    scores = texts @ images.T  # CLIP_benchmark: (nb texts, nb images)
+    positive_pairs = ids[:, None] == np.arange(20)[None, :]
+
+    got = metrics.retrieval_metrics(images, texts, ids)
+
+    for k in (1, 5, 10):
+        assert got[f"image_retrieval_recall@{k}"] == pytest.approx(clip_benchmark_recall(scores, positive_pairs, k))
+        assert got[f"text_retrieval_recall@{k}"] == pytest.approx(clip_benchmark_recall(scores.T, positive_pairs.T, k))
+        assert got[f"image_retrieval_recall@{k}"] == got[f"text_to_image_R@{k}"]  # the existing keys stay
+        assert got[f"text_retrieval_recall@{k}"] == got[f"image_to_text_R@{k}"]
+    assert any(got[f"image_retrieval_recall@{k}"] != got[f"text_retrieval_recall@{k}"] for k in (1, 5, 10)), \
+        "the case must tell the directions apart"
+    assert got["rsum"] == pytest.approx(100 * sum(got[f"{d}_R@{k}"] for d in ("image_to_text", "text_to_image")
+                                                  for k in (1, 5, 10)))
+
+
+def test_clip_benchmark_classification_keys_follow_its_definition():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((50, 7))
+    labels = rng.integers(0, 6, size=50)  # class 6 has no sample
+    scores[np.arange(50), labels] += 1.0
+    pred = scores.argmax(axis=1)
+    # sklearn's balanced_accuracy_score (CLIP_benchmark's mean_per_class_recall): classes with samples
+    recall = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
+    top5 = np.argsort(-scores, axis=1)[:, :5]
+
+    got = metrics.classification_metrics(scores, labels)
+
+    assert got["acc1"] == pytest.approx(np.mean(pred == labels)) == got["top1"]
+    assert got["acc5"] == pytest.approx(np.mean((top5 == labels[:, None]).any(axis=1))) == got["top5"]
+    assert got["mean_per_class_recall"] == pytest.approx(np.mean(recall))
+    assert "acc5" not in metrics.classification_metrics(scores[:, :4], np.minimum(labels, 3))  # under 5 classes

@@ -15,11 +15,24 @@ candidates (two captions of the same image) never hurt: only the best correct sc
 - mean per-class recall: the top-1 hit rate of each class, averaged over the classes that have at
   least one sample; classes without samples are excluded (their recall is undefined), and the
   number of classes that were counted is reported beside it.
+
+CLIP_benchmark's names are reported beside ours (`clip_benchmark_keys`), so results compare with
+its published tables without renaming: zero-shot `acc1`, `acc5` (= `top1`, `top5`; `acc5` only with
+5 or more classes, where CLIP_benchmark writes NaN) and `mean_per_class_recall` (the same name);
+retrieval `image_retrieval_recall@k` = our `text_to_image_R@k` (a caption is the query, images are
+retrieved) and `text_retrieval_recall@k` = our `image_to_text_R@k` (an image is the query; a hit
+when any of its captions is in the top k). This is CLIP_benchmark's `zeroshot_retrieval.py`, where
+`scores = texts_emb @ images_emb.t()` and image retrieval ranks the rows of `scores`. Values can
+differ from CLIP_benchmark's only on exact score ties (it takes `topk`'s order; ours are pessimistic).
 """
 import numpy as np
 
 DEFAULT_CLASSIFICATION_KS = (1, 5)
 DEFAULT_RETRIEVAL_KS = (1, 5, 10)
+# CLIP_benchmark's key -> ours (module doc); "@k" keys are listed per k by `clip_benchmark_keys`
+CLIP_BENCHMARK_CLASSIFICATION = {"acc1": "top1", "acc5": "top5"}
+CLIP_BENCHMARK_RETRIEVAL = {"image_retrieval_recall@{k}": "text_to_image_R@{k}",
+                            "text_retrieval_recall@{k}": "image_to_text_R@{k}"}
 
 
 def ground_truth_ranks(scores, positive):
@@ -92,7 +105,7 @@ def classification_metrics(scores, labels, ks=DEFAULT_CLASSIFICATION_KS):
     """Top-k accuracies and mean per-class recall from (N, C) scores and (N,) labels.
 
     Returns a dict: `top{k}` for each k, `mean_per_class_recall`, `classes_evaluated` (classes
-    with samples), `num_classes` and `num_samples`.
+    with samples), `num_classes` and `num_samples`, and CLIP_benchmark's `acc1`, `acc5`.
     """
     scores = np.asarray(scores)
     ranks = label_ranks(scores, labels)
@@ -101,6 +114,7 @@ def classification_metrics(scores, labels, ks=DEFAULT_CLASSIFICATION_KS):
     out = {f"top{k}": acc for k, acc in recall_at_k(ranks, [k for k in ks if k <= num_classes]).items()}
     out.update(mean_per_class_recall=per_class, classes_evaluated=evaluated,
                num_classes=int(num_classes), num_samples=int(len(ranks)))
+    out.update(clip_benchmark_keys(out))
     return out
 
 
@@ -143,7 +157,8 @@ def retrieval_metrics(image_features, text_features, text_image_ids, ks=DEFAULT_
 
     An image->text query is a hit at k when any of the image's captions is among the top k texts.
     Returns a dict with `image_to_text_R@{k}`, `text_to_image_R@{k}`, `image_to_text_mean_rank`,
-    `text_to_image_mean_rank`, `rsum` (sum of all recalls, in %), `num_images`, `num_texts`.
+    `text_to_image_mean_rank`, `rsum` (sum of all recalls, in %), `num_images`, `num_texts`, and
+    CLIP_benchmark's `image_retrieval_recall@{k}` (text->image) and `text_retrieval_recall@{k}` (image->text).
     """
     image_ranks, text_ranks = retrieval_ranks(image_features, text_features, text_image_ids, chunk_size)
     out = {}
@@ -153,4 +168,13 @@ def retrieval_metrics(image_features, text_features, text_image_ids, ks=DEFAULT_
         out[f"{name}_mean_rank"] = mean_rank(ranks)
     out["rsum"] = 100.0 * sum(v for key, v in out.items() if "_R@" in key)
     out.update(num_images=int(len(image_ranks)), num_texts=int(len(text_ranks)))
+    out.update(clip_benchmark_keys(out, ks))
     return out
+
+
+def clip_benchmark_keys(metrics, ks=DEFAULT_RETRIEVAL_KS):
+    """CLIP_benchmark's names for the metrics in `metrics` (module doc): a new dict, ours untouched."""
+    names = dict(CLIP_BENCHMARK_CLASSIFICATION)
+    for theirs, ours in CLIP_BENCHMARK_RETRIEVAL.items():
+        names.update({theirs.format(k=k): ours.format(k=k) for k in ks})
+    return {theirs: metrics[ours] for theirs, ours in names.items() if ours in metrics}
