@@ -12,6 +12,8 @@ from mindspore import nn, ops
 from mindclip.models.layers import CrossAttentionBlock, LayerNorm, l2_normalize
 from mindclip.tokenizer import MASK_ID
 
+MLM_ATTENTIONS = ("causal", "bidirectional")
+
 
 def gather_positions(x, positions):
     """x (B, L, D), positions (B, K) int -> (B, K, D): the rows at the chosen positions."""
@@ -65,6 +67,10 @@ class LightCLIPPretrain(nn.Cell):
             MLM heads. Needs `clip.text.vocab_size == vocab_size` (49409: see the module docstring).
         vocab_size: output size of both MLM heads.
         fusion_heads: attention heads of the fusion blocks (default: the text tower's heads).
+        mlm_attention: attention of the masked-text pass: `causal` (the text tower's own mask: a
+            masked word is predicted from its left context and the image) or `bidirectional`
+            (BERT-style: it also sees the words to its right). The caption pass that gives
+            `text_features` and `text_tokens` is always causal, as at inference.
 
     construct(images (B,3,H,W) f32, tokens (B,L) i32, mlm_tokens (B,L) i32, mlm_positions (B,K) i32) ->
         image_features (B, E)            normalised
@@ -78,11 +84,16 @@ class LightCLIPPretrain(nn.Cell):
     two logits are zeros of shape (B, K, V), and `mlm_tokens` / `mlm_positions` may be None (K = 0).
     """
 
-    def __init__(self, clip, token_loss=True, mlm=True, vocab_size=MASK_ID + 1, fusion_heads=None):
+    def __init__(self, clip, token_loss=True, mlm=True, vocab_size=MASK_ID + 1, fusion_heads=None,
+                 mlm_attention="causal"):
         super().__init__()
+        if mlm_attention not in MLM_ATTENTIONS:
+            raise ValueError(f"mlm_attention must be one of {', '.join(MLM_ATTENTIONS)}, got {mlm_attention!r}")
         self.clip = clip
         self.token_loss = token_loss
         self.mlm = mlm
+        self.mlm_attention = mlm_attention
+        self.mlm_bidirectional = mlm_attention == "bidirectional"
         self.vocab_size = vocab_size
         self.embed_dim = clip.embed_dim
         width, channels = clip.text.width, clip.visual.stage_channels
@@ -116,7 +127,7 @@ class LightCLIPPretrain(nn.Cell):
             count = 0 if mlm_positions is None else mlm_positions.shape[1]
             zeros = ops.zeros((batch, count, self.vocab_size), ms.float32)
             return zeros, zeros
-        _, (_, t2, t3, t4) = self.clip.text.forward_tokens(mlm_tokens)  # 4 x (B, L, W)
+        _, (_, t2, t3, t4) = self.clip.text.forward_tokens(mlm_tokens, self.mlm_bidirectional)  # 4 x (B, L, W)
         text_logits = self.mlm_text_head(gather_positions(t4, mlm_positions))  # (B, K, V)
         # cross-attention treats each query on its own: fusing only the K gathered rows is exact
         fused2 = self.fusion2(gather_positions(t2, mlm_positions), stages[1])  # (B, K, W)

@@ -5,7 +5,7 @@ from mindspore import nn, ops
 from mindspore.common.initializer import Normal, initializer
 
 from mindclip.models.layers import LayerNorm, ResidualAttentionBlock, causal_mask, init_transformer_
-from mindclip.tokenizer import VOCAB_SIZE
+from mindclip.tokenizer import EOT_ID, VOCAB_SIZE
 
 NUM_STAGES = 4
 
@@ -48,15 +48,24 @@ class TextTransformer(nn.Cell):
         self.attn_mask = causal_mask(context_length)
         init_transformer_(self.resblocks, width)
 
-    def forward_tokens(self, tokens):
-        """tokens (B, L) int -> (final (B, L, W) after ln_final, 4 stage outputs (B, L, W) before it)."""
+    def forward_tokens(self, tokens, bidirectional=False):
+        """tokens (B, L) int -> (final (B, L, W) after ln_final, 4 stage outputs (B, L, W) before it).
+
+        Causal attention by default (CLIP: position i sees positions <= i). `bidirectional=True`
+        (LightCLIP's masked-text pass with `loss.mlm_attention: bidirectional`, BERT-style) lets
+        every position see every position up to its row's EOT; the padding after the EOT is masked
+        out as keys. A row without an EOT masks nothing.
+        """
         length = tokens.shape[1]
         x = ops.gather(self.token_embedding, tokens, 0)  # (B, L, W)
         x = x + self.positional_embedding[:length].astype(x.dtype)
-        mask = self.attn_mask[:length, :length]  # (L, L)
+        mask, padding = self.attn_mask[:length, :length], None  # (L, L)
+        if bidirectional:
+            is_eot = (tokens == EOT_ID).astype(ms.int32)  # (B, L)
+            mask, padding = None, (ops.cumsum(is_eot, 1) - is_eot) > 0  # (B, L): True strictly after the EOT
         stages = ()
         for i in range(self.num_layers):
-            x = self.resblocks[i](x, mask)
+            x = self.resblocks[i](x, mask, padding)
             if i + 1 in self.stage_ends:
                 stages = stages + (x,)
         return self.ln_final(x), stages

@@ -43,6 +43,7 @@ class LossSection:
     inst_weight: Optional[float] = None  # alpha: instance contrastive loss
     token_weight: Optional[float] = None  # beta: token-level alignment (LightCLIP)
     mlm_weight: Optional[float] = None  # gamma: masked language modelling with image fusion (LightCLIP)
+    mlm_attention: str = "causal"  # masked-text pass: causal (left context) | bidirectional (BERT-style)
     r1: Optional[float] = None  # progress where one-hot labels turn into label smoothing (1.0 = never)
     r2: Optional[float] = None  # progress where smoothing turns into importance-aware targets
     delta: float = 0.2  # mass moved off the positive by the softened labels
@@ -66,6 +67,8 @@ class LossSection:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not 0.0 <= self.delta < 1.0:
             raise ValueError(f"delta must be in [0, 1), got {self.delta}")
+        if self.mlm_attention not in ("causal", "bidirectional"):
+            raise ValueError(f"mlm_attention must be causal or bidirectional, got {self.mlm_attention!r}")
         for name in ("inst_weight", "token_weight", "mlm_weight"):
             if (getattr(self, name) or 0.0) < 0:
                 raise ValueError(f"{name} must be >= 0")

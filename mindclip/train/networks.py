@@ -25,7 +25,8 @@ def build_objective(cfg):
     if cfg.method == "lightclip":
         from mindclip.models.lightclip import LightCLIPPretrain
 
-        net = LightCLIPPretrain(clip, token_loss=loss_cfg.token_weight > 0, mlm=loss_cfg.mlm_weight > 0)
+        net = LightCLIPPretrain(clip, token_loss=loss_cfg.token_weight > 0, mlm=loss_cfg.mlm_weight > 0,
+                                mlm_attention=loss_cfg.mlm_attention)
         return clip, LightClipObjective(net, loss_cfg)
     from mindclip.models.pyramid import PyramidCLIPPretrain
 
