@@ -10,7 +10,8 @@ setup(
     "(CLIP, LightCLIP, PyramidCLIP) on Ascend, GPU and CPU.",
     packages=find_packages(include=["mindclip", "mindclip.*"]),
     package_data={
-        "mindclip": ["assets/*", "models/model_configs/*.yaml", "eval/data/*", "data/*.tsv"],
+        "mindclip": ["assets/*", "models/model_configs/*.yaml", "eval/data/*", "data/*.tsv",
+                     "ablation/tables/*.yaml"],
     },
     include_package_data=True,
     python_requires=">=3.9",
