@@ -72,6 +72,7 @@ class Launcher:
     def environment(self):
         env = dict(os.environ)
         env["PATH"] = os.path.dirname(self.python) + os.pathsep + env.get("PATH", "")
+        env["PYTHONUNBUFFERED"] = "1"  # the logs show progress as it happens, not at exit
         return env
 
 

@@ -103,7 +103,8 @@ def markdown(table, specs, results, rows, metrics, context):
         out += ["Notes:", ""] + notes + [""]
     failed = [(row, f) for row in rows for f in row["failed"]]
     if failed:
-        out += ["## Failed runs", "", "| row | seed | stage | exit status | error | log |", "| --- | --: | --- | --: | --- | --- |"]
+        out += ["## Failed runs", "", "| row | seed | stage | exit status | error | log |",
+                "| --- | --: | --- | --: | --- | --- |"]
         out += [f"| {row['name']} | {f['seed']} | {f['stage']} | {f['exit_status']} | "
                 f"{f['error'].replace('|', '/')} | {f['log']} |" for row, f in failed] + [""]
     out += ["## Every run", "", "Seconds: training + each evaluation, of the attempt that finished the run "
