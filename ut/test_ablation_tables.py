@@ -40,13 +40,17 @@ def test_shipped_tables_are_listed_and_load():
 
 
 @pytest.mark.parametrize("recipe_loss", [
+    None,  # no loss section: the method's implied defaults
     {},  # the recipe's own values (the paper's: 0.8 / 0.1 / 0.1, r1 0.33, r2 0.66)
     {"inst_weight": 1.0, "token_weight": 0.0, "mlm_weight": 0.0, "r1": 1.0, "r2": 1.0,  # CLIP-like defaults
      "delta": 0.5, "mlm_attention": "bidirectional"},
 ])
 def test_lightclip_rows_mean_the_same_whatever_the_recipe_says(tmp_path, recipe_loss):
     recipe = yaml.safe_load(open(os.path.join(RECIPES, "demo_cpu.yaml"), encoding="utf-8"))
-    recipe["loss"].update(recipe_loss)
+    if recipe_loss is None:
+        del recipe["loss"]
+    else:
+        recipe["loss"].update(recipe_loss)
     path = write(tmp_path / "recipe.yaml", yaml.safe_dump(recipe))
     table = load_table("lightclip-table4")
     assert [row.id for row in table.rows] == list(TABLE4)
