@@ -6,17 +6,14 @@ run (`msrun --worker_num=N --local_worker_num=N --master_port=P --log_dir=RUN/ms
 tools/train.py ...`). Each run's line is written to `RUN/launch.sh` and that script is what runs,
 so the file shows exactly what was launched. Evaluation always runs as one local process.
 """
-import ctypes
-import ctypes.util
 import dataclasses
 import os
 import shlex
-import signal
 import subprocess
 import sys
 
 LAUNCHERS = ("local", "msrun")
-_PR_SET_PDEATHSIG = 1
+ORPHAN_GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "orphan_guard.py")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,27 +84,16 @@ def write_script(path, argv, cwd):
     return path
 
 
-def _die_with_parent(parent_pid):
-    """In the child, before exec: ask Linux to SIGTERM us when the sweep dies (even by SIGKILL), so a
-    killed sweep leaves no training behind to race the resumed one."""
-    def setup():
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except (OSError, AttributeError):
-            return  # not Linux: the child outlives a killed sweep
-        if os.getppid() != parent_pid:  # the sweep died before prctl took effect
-            os._exit(1)
-    return setup
-
-
-def run_logged(argv, log_path, env=None, cwd=None):
-    """Run `argv`, stdout and stderr appended to `log_path`; return the exit status."""
+def run_logged(argv, log_path, env=None, cwd=None, python=sys.executable):
+    """Run `argv`, stdout and stderr appended to `log_path`; return the exit status. The process
+    gets SIGTERM if this one dies (orphan_guard.py), so a killed sweep leaves no training behind
+    to race the resumed one."""
+    guarded = [python, ORPHAN_GUARD, str(os.getpid())] + list(argv)
     with open(log_path, "ab") as log:
         log.write(f"\n$ {shlex.join(argv)}\n".encode())
         log.flush()
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env=env, cwd=cwd, preexec_fn=_die_with_parent(os.getpid()))
+        process = subprocess.Popen(guarded, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, cwd=cwd)
         try:
             return process.wait()
         except BaseException:  # KeyboardInterrupt or SystemExit in the sweep: stop the child too

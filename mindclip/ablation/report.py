@@ -91,8 +91,9 @@ def markdown(table, specs, results, rows, metrics, context):
         out += [f"Source: {table.source}.", ""]
     out += [f"Table `{table.name}` ({table.path}); recipe `{context['recipe']}`; seeds "
             f"{', '.join(str(s) for s in context['seeds'])}; launcher {context['launcher']}.",
-            f"Overrides of every row: table `common` {context['common'] or 'none'}; command line "
-            f"{context['user_overrides'] or 'none'}. Evaluations: {'; '.join(context['evals'])}.", "",
+            f"Overrides of every row, later ones winning: table `common` {context['common'] or 'none'}; "
+            f"command line {context['user_overrides'] or 'none'}; then the row's own. "
+            f"Evaluations: {'; '.join(context['evals'])}.", "",
             f"Command: `{context['command']}`", "",
             "Values in %: mean ± sample standard deviation (n − 1) over the seeds that finished "
             "(`(n=1)`: one run, no deviation). Δ: the row's mean minus the first row's, ± the standard "

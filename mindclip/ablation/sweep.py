@@ -187,7 +187,7 @@ def run_one(spec: RunSpec, launcher: Launcher, evals: Sequence[EvalSpec], index,
         log = os.path.join(spec.run_dir, "train.out")
         say(f"[{spec.label}] training: sh {script}  (log {log})")
         start = time.time()
-        status = run_logged(["/bin/sh", script], log, env=env, cwd=cwd)
+        status = run_logged(["/bin/sh", script], log, env=env, cwd=cwd, python=launcher.python)
         seconds["train"] = round(time.time() - start, 1)
         if status != 0 or not os.path.isfile(spec.checkpoint):
             return _failed(spec, "train", status, log, seconds)
@@ -198,7 +198,7 @@ def run_one(spec: RunSpec, launcher: Launcher, evals: Sequence[EvalSpec], index,
         log = os.path.join(spec.run_dir, "eval.out")
         say(f"[{spec.label}] evaluating {eval_spec.label}  (log {log})")
         start = time.time()
-        status = run_logged(launcher.eval_argv(spec, eval_spec), log, env=env, cwd=cwd)
+        status = run_logged(launcher.eval_argv(spec, eval_spec), log, env=env, cwd=cwd, python=launcher.python)
         seconds[f"eval {eval_spec.label}"] = round(time.time() - start, 1)
         if status != 0 or not os.path.isfile(path):
             return _failed(spec, f"eval {eval_spec.label}", status, log, seconds)
