@@ -41,7 +41,7 @@ def test_shipped_tables_are_listed_and_load():
 
 @pytest.mark.parametrize("recipe_loss", [
     None,  # no loss section: the method's implied defaults
-    {},  # the recipe's own values (the paper's: 0.8 / 0.1 / 0.1, r1 0.33, r2 0.66)
+    {},  # the demo recipe as it is (method-implied: 0.8 / 0.1 / 0.1, r1 0.33, r2 0.66)
     {"inst_weight": 1.0, "token_weight": 0.0, "mlm_weight": 0.0, "r1": 1.0, "r2": 1.0,  # CLIP-like defaults
      "delta": 0.5, "mlm_attention": "bidirectional"},
 ])
