@@ -11,6 +11,8 @@ BENCHMARKS = {
     "hungarian": "the host Hungarian matcher, alone and as a graph op",
     "ops": "single MindSpore ops on the text tower's shapes",
     "buckets": "how batches fall into text-length buckets",
+    "torch_reference": "the same model and step in PyTorch/open_clip (run it with a PyTorch interpreter)",
+    "side_by_side": "mindclip's train step against the PyTorch reference on the same batch, one invocation",
 }
 
 
