@@ -1,11 +1,11 @@
 """PyTorch port of mindclip's LightCLIP objective on one process: the heads of mindclip/models/lightclip.py,
 the losses of mindclip/losses/ and `LightClipObjective`'s weighting (ut/test_torch_reference_parity.py)."""
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mindclip.data.masking import EOT_ID, IGNORE_LABEL, MASK_ID, PAD_ID, SOT_ID
+from mindclip.ops.matching import match_tokens  # the host Hungarian (NumPy, SciPy): mindclip's own
 
 LOSS_WEIGHTS = {"inst": 0.8, "token": 0.1, "mlm": 0.1}  # the paper's; L_mlm = (text + fused) / 2
 SOFT_TARGETS = {"r1": 0.33, "r2": 0.66, "delta": 0.2}
@@ -85,26 +85,11 @@ def token_cost(image_tokens, text_tokens):
     return 1.0 - torch.bmm(unit(image_tokens.float()), unit(text_tokens.float()).transpose(1, 2))
 
 
-def match_tokens(cost, text_valid):
-    """Host Hungarian matching per sample (SciPy): -> image_index (B, L2) int64, matched (B, L2) float32."""
-    from scipy.optimize import linear_sum_assignment
-
-    image_index = np.zeros(text_valid.shape, dtype=np.int64)
-    matched = np.zeros(text_valid.shape, dtype=np.float32)
-    for b in range(cost.shape[0]):
-        columns = np.flatnonzero(text_valid[b])
-        if columns.size:
-            rows, picked = linear_sum_assignment(cost[b][:, columns])  # min(L1, words) pairs
-            image_index[b, columns[picked]] = rows
-            matched[b, columns[picked]] = 1.0
-    return torch.from_numpy(image_index), torch.from_numpy(matched)
-
-
 def token_alignment_loss(image_tokens, text_tokens, text_valid):
-    """Mean matched cost per sample, averaged over the samples that have a word."""
+    """Mean matched cost per sample (host Hungarian matching), averaged over the samples that have a word."""
     cost = token_cost(image_tokens, text_tokens)  # (B, L1, L2)
-    image_index, matched = match_tokens(cost.detach().numpy(), text_valid.numpy())
-    matched_cost = cost.gather(1, image_index[:, None, :]).squeeze(1)  # (B, L2)
+    image_index, matched = (torch.from_numpy(a) for a in match_tokens(cost.detach().numpy(), text_valid.numpy()))
+    matched_cost = cost.gather(1, image_index[:, None, :].long()).squeeze(1)  # (B, L2)
     pair_count = matched.sum(-1)  # (B,)
     sample_cost = (matched_cost * matched).sum(-1) / pair_count.clamp(min=1.0)
     has_word = (pair_count > 0).float()

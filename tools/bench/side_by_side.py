@@ -79,16 +79,18 @@ def row(method, args, folder):
             "open_clip_gflops_per_s": round(flops / oc_step / 1e9, 2), "mindclip": ours, "open_clip": theirs}
 
 
+COLUMNS = (("method", "{method}"), ("text length (mindclip / open_clip)", "{mindclip_text_length} / {open_clip_text_length}"),
+           ("mindclip step (s)", "{mindclip_step_s:.3f}"), ("open_clip step (s)", "{open_clip_step_s:.3f}"),
+           ("open_clip / mindclip", "{ratio_open_clip_over_mindclip:.2f}x"),
+           ("GFLOP per step (mindclip / open_clip)", "{mindclip_gflop:.1f} / {open_clip_gflop:.1f}"),
+           ("mindclip GFLOP/s", "{mindclip_gflops_per_s:.1f}"), ("open_clip GFLOP/s", "{open_clip_gflops_per_s:.1f}"))
+
+
 def markdown_table(rows):
-    lines = ["| method | text length (mindclip / open_clip) | mindclip step (s) | open_clip step (s) | open_clip / "
-             "mindclip | GFLOP per step (mindclip / open_clip) | mindclip GFLOP/s | open_clip GFLOP/s |",
-             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['mindclip_text_length']} / {r['open_clip_text_length']} "
-                     f"| {r['mindclip_step_s']:.3f} | {r['open_clip_step_s']:.3f} "
-                     f"| {r['ratio_open_clip_over_mindclip']:.2f}x | {r['mindclip_flops_per_step'] / 1e9:.1f} / "
-                     f"{r['open_clip_flops_per_step'] / 1e9:.1f} | {r['mindclip_gflops_per_s']:.1f} "
-                     f"| {r['open_clip_gflops_per_s']:.1f} |")
+        gflop = {f"{side}_gflop": r[f"{side}_flops_per_step"] / 1e9 for side in ("mindclip", "open_clip")}
+        lines.append("| " + " | ".join(cell.format(**r, **gflop) for _, cell in COLUMNS) + " |")
     return "\n".join(lines)
 
 

@@ -20,25 +20,20 @@ import numpy as np
 from mindclip.data.synthetic import synthetic_arrays
 from tools.bench.harness import PROGRESS, STEP_PIECES, bench_parser, emit, fail, load_npz_batch, time_calls
 
-NEEDS = "the PyTorch side needs torch, open_clip_torch, timm, pillow and scipy"
 try:
     import scipy.optimize  # noqa: F401  (the token loss's host Hungarian)
     import torch
     from torch.utils import flop_counter
 
-    from tools.bench.torch_model import BENCH_ARCH, build_network
     from tools.bench.torchvision_stub import import_open_clip
+
+    OPEN_CLIP = import_open_clip()  # before timm, which imports torchvision too
+    import timm
+
+    from tools.bench.torch_model import BENCH_ARCH, build_network
 except ImportError as error:
-    fail(f"{sys.executable} cannot import {error.name}: {NEEDS}")
-
-
-def import_open_clip_and_timm():
-    oc = import_open_clip()  # first: timm too imports torchvision
-    try:
-        import timm
-    except ImportError as error:
-        fail(f"{sys.executable} cannot import {error.name}: {NEEDS}")
-    return oc, timm
+    fail(f"{sys.executable} cannot import {error.name}: the PyTorch side needs torch, open_clip_torch, timm, "
+         f"pillow and scipy")
 
 
 def parse_args(argv):
@@ -119,7 +114,7 @@ def count_step_flops(net, objective, batch):
 
 
 def run(args):
-    oc, timm = import_open_clip_and_timm()
+    oc = OPEN_CLIP
     if args.threads:
         torch.set_num_threads(args.threads)
     batch = load_batch(args)
