@@ -19,6 +19,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn
 
+from mindclip.data import BATCH_COLUMNS
 from mindclip.models import create_model
 from mindclip.models.backbones import MINDCV_FEATURE_MODELS
 from mindclip.models.lightclip import LightCLIPPretrain
@@ -121,11 +122,11 @@ def parity(golden):
 
 
 def batch_tensors(arrays, meta):
-    arch = meta["tiny_arch"]
-    tokens = arrays["batch/tokens"]
-    images = np.zeros((tokens.shape[0], 3, arch["image_size"], arch["image_size"]), np.float32)  # unread
-    return [ms.Tensor(images)] + [ms.Tensor(arrays[f"batch/{k}"]) for k in
-                                  ("tokens", "mlm_tokens", "mlm_positions", "mlm_labels")]
+    """The lightclip batch in its column order; the images are zeros (FixedStages never reads them)."""
+    size, tokens = meta["tiny_arch"]["image_size"], arrays["batch/tokens"]
+    columns = {"image": np.zeros((tokens.shape[0], 3, size, size), np.float32),
+               **{k[len("batch/"):]: v for k, v in arrays.items() if k.startswith("batch/")}}
+    return [ms.Tensor(columns[name]) for name in BATCH_COLUMNS["lightclip"]]
 
 
 def test_golden_is_from_the_current_reference(golden):

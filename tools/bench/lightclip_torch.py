@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mindclip.data.masking import EOT_ID, IGNORE_LABEL, MASK_ID, PAD_ID, SOT_ID
+from mindclip.data.masking import IGNORE_LABEL
 from mindclip.ops.matching import match_tokens  # the host Hungarian (NumPy, SciPy): mindclip's own
+from mindclip.tokenizer import EOT_ID, MASK_ID, PAD_ID, SOT_ID
 
 LOSS_WEIGHTS = {"inst": 0.8, "token": 0.1, "mlm": 0.1}  # the paper's; L_mlm = (text + fused) / 2
 SOFT_TARGETS = {"r1": 0.33, "r2": 0.66, "delta": 0.2}

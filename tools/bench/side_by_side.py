@@ -18,6 +18,7 @@ import tempfile
 
 import numpy as np
 
+from mindclip.data import TEXT_COLUMNS
 from mindclip.data.buckets import TrimToBucket, resolve_buckets
 from mindclip.data.synthetic import synthetic_arrays
 from tools.bench.harness import bench_parser, emit, fail, int_list, run_for_json
@@ -49,7 +50,7 @@ def save_batches(method, args, folder):
                             np.random.default_rng(args.seed), args.lengths)
     cut = dict(full)
     if args.buckets:
-        text = [name for name in full if name != "image"]
+        text = TEXT_COLUMNS[method]
         trimmed = TrimToBucket(resolve_buckets(args.buckets, args.text_length), method)(*[full[n] for n in text])
         cut.update(zip(text, trimmed))
     paths = [os.path.join(folder, f"{method}_{kind}.npz") for kind in ("full", "cut")]

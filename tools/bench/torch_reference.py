@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from mindclip.data import BATCH_COLUMNS
 from mindclip.data.synthetic import synthetic_arrays
 from tools.bench.harness import PROGRESS, STEP_PIECES, bench_parser, emit, fail, load_npz_batch, time_calls
 
@@ -54,8 +55,8 @@ def parse_args(argv):
 
 def load_batch(args):
     """{column: tensor} (images float32, ids int64) from --batch-npz or the synthetic recipe."""
-    columns = tuple(synthetic_arrays(args.method, 1, 1, 8, np.random.default_rng(0)))
     if args.batch_npz:
+        columns = BATCH_COLUMNS[args.method]
         arrays = dict(zip(columns, load_npz_batch(args.batch_npz, columns)))
         args.batch, args.text_length = arrays["tokens"].shape
         args.image_size = arrays["image"].shape[-1]

@@ -24,7 +24,8 @@ sys.path.insert(0, ROOT)  # a generator, not a tool: tools.bench and mindclip fr
 
 import torch  # noqa: E402
 
-from mindclip.data.masking import EOT_ID, SOT_ID, compact_mlm_labels, mask_tokens, mlm_max_predictions  # noqa: E402
+from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions  # noqa: E402
+from mindclip.tokenizer import EOT_ID, SOT_ID  # noqa: E402
 from tools.bench import lightclip_torch as lc  # noqa: E402
 from tools.bench import torch_model as ref  # noqa: E402
 from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
