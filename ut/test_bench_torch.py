@@ -52,8 +52,8 @@ def test_side_by_side_gives_both_sides_the_same_batch_cut_to_its_bucket(monkeypa
     stand_in.chmod(0o755)
     log.mkdir()
     monkeypatch.setenv("STAND_IN_LOG", str(log))
-    monkeypatch.setattr(side_by_side, "MODEL", "tiny_mobilenetv2")  # the real model takes minutes to compile
-    argv = ["--methods", "clip", "--batch", "2", "--image-size", "64", "--text-length", "32", "--lengths", "cc3m",
+    monkeypatch.setattr(side_by_side, "MODEL", "tiny_vit")  # the real model takes minutes to compile
+    argv = ["--methods", "clip", "--batch", "2", "--image-size", "32", "--text-length", "32", "--lengths", "cc3m",
             "--buckets", "16", "--steps", "1", "--warmup", "0", "--torch-python", str(stand_in)]
     out = tmp_path / "rows.jsonl"
     rows = side_by_side.main(argv + ["--json", str(out)])

@@ -1,10 +1,10 @@
 """Import open_clip and timm where torchvision is missing or broken (`torchvision::nms does not exist`).
 
 Nothing we run uses torchvision: open_clip's `utils` and timm's norm layers import `FrozenBatchNorm2d`
-(for freezing), timm's `data` builds transforms at import time. When the real import fails, every
-`torchvision[.*]` import gets a stub module whose attributes are inert placeholder classes
-(`FrozenBatchNorm2d` an `nn.Module`), and open_clip's submodules load without its package `__init__`.
-Used by tools/bench/torch_reference.py and the ut/data golden generators.
+(for isinstance checks when freezing), timm's `data` builds transforms at import. When the real import
+fails, every `torchvision[.*]` import gets a module whose public attributes are inert placeholder
+classes, and open_clip's submodules load without its package `__init__`. Used by
+tools/bench/torch_reference.py and the ut/data golden generators.
 """
 import importlib.abc
 import importlib.machinery
@@ -13,38 +13,27 @@ import sys
 import types
 
 
+def _placeholder(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return _Placeholder(name, (), {})
+
+
 class _Placeholder(type):
-    def __getattr__(cls, name):  # InterpolationMode.BICUBIC and the like
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder(f"{cls.__qualname__}.{name}", (), {})
+    """A stub class: its public attributes are stub classes too (`InterpolationMode.BICUBIC`)."""
+
+    def __getattr__(cls, name):
+        return _placeholder(name)
 
 
-class _StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        import torch
-
-        base = (torch.nn.Module,) if name == "FrozenBatchNorm2d" else ()  # an isinstance() target
-        value = (type if base else _Placeholder)(name, base, {})
-        setattr(self, name, value)
-        return value
-
-
-class _TorchvisionFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] == "torchvision":
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         return None
 
-    def create_module(self, spec):
-        module = _StubModule(spec.name)
-        module.__path__ = []
-        return module
-
     def exec_module(self, module):
-        pass
+        module.__getattr__ = _placeholder  # PEP 562: any attribute, e.g. FrozenBatchNorm2d
 
 
 def import_open_clip():
@@ -57,7 +46,7 @@ def import_open_clip():
     except (ImportError, RuntimeError):
         for name in [n for n in sys.modules if n.split(".")[0] in ("torchvision", "open_clip", "timm")]:
             del sys.modules[name]
-    sys.meta_path.insert(0, _TorchvisionFinder())
+    sys.meta_path.insert(0, _TorchvisionStub())
     package = types.ModuleType("open_clip")
     package.__path__ = list(importlib.util.find_spec("open_clip").submodule_search_locations)
     sys.modules["open_clip"] = package
