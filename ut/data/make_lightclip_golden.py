@@ -132,16 +132,12 @@ def bench_facts(oc):
 
 
 def run_reference(net, objective, arrays):
-    """Stages, outputs and (total, parts) at each progress, from the reference's own forward and loss."""
+    """Image stages and (total, parts) at each progress, from the reference's own forward and loss."""
     batch = {k: torch.from_numpy(v).to(torch.float32 if k == "image" else torch.int64) for k, v in arrays.items()}
     out = {}
     with torch.no_grad():
         for i, stage in enumerate(ref.image_stages(net.clip.visual, batch["image"])):
             out[f"stage{i + 1}"] = stage.numpy() if i else np.array(stage.shape)  # stage 1 feeds no head
-        outputs = net(batch["image"], batch["tokens"], batch["mlm_tokens"], batch["mlm_positions"])
-        for name, value in zip(("image_features", "text_features", "logit_scale_exp", "image_tokens",
-                                "text_tokens"), outputs):
-            out[f"outputs/{name}"] = value.numpy()
         for p in PROGRESSES:
             total, parts = objective(net, batch, p)
             out[f"loss/{p}"] = np.array([float(total)] + [float(parts[n]) for n in lc.PART_NAMES])
