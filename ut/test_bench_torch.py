@@ -85,3 +85,13 @@ def test_torch_reference_step_flops_and_pieces(tmp_path):
     assert result["params"] == bench["params_clip"] - (77 - 8) * bench["arch"]["width"]  # 8 position rows, not 77
     assert result["flops_per_step"] > 0 and result["step_s_median"] > 0 and 0 < result["loss"] < 10
     assert list(result["pieces"]) == ["token_table", "inst_loss"]
+
+
+@pytest.mark.skipif(TORCH_PYTHON is None, reason="no PyTorch interpreter on this machine")
+def test_torch_reference_refuses_flags_its_batch_file_would_override(tmp_path):
+    command = [TORCH_PYTHON, "-m", "tools.bench", "torch_reference", "--batch-npz", str(tmp_path / "b.npz"),
+               "--text-length", "16"]
+    proc = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --batch-npz holds the batch: --text-length would be ignored"]

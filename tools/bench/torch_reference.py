@@ -40,8 +40,8 @@ except ImportError as error:
 def parse_args(argv):
     p = bench_parser("torch_reference", __doc__, ["method", "batch", "image_size", "text_length", "lengths",
                                                   "steps", "warmup", "json", "seed"], image_size=224)
-    p.add_argument("--batch-npz", default=None, help="take the batch from this .npz (--batch, --text-length, "
-                   "--image-size from its arrays)")
+    p.add_argument("--batch-npz", default=None, help="take the batch from this .npz (the method's columns): "
+                   "it sets batch size, image size and text length")
     p.add_argument("--flops", action="store_true", help="also count the FLOPs of one step")
     p.add_argument("--flops-only", action="store_true", help="count the FLOPs of one step; no timing")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -50,6 +50,9 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.method not in ("clip", "lightclip"):
         fail(f"--method {args.method}: the PyTorch reference has clip and lightclip")
+    given = {a.split("=")[0] for a in argv} & {"--batch", "--image-size", "--text-length", "--lengths", "--seed"}
+    if args.batch_npz and given:
+        fail(f"--batch-npz holds the batch: {', '.join(sorted(given))} would be ignored")
     return args
 
 
