@@ -20,7 +20,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in ([], ["-h"], ["--help"]):
         print("usage: python -m tools.bench <benchmark> [flags]\n"
-              + "\n".join(f"  {name:10s} {text}" for name, text in BENCHMARKS.items()))
+              + "\n".join(f"  {name:16s} {text}" for name, text in BENCHMARKS.items()))
         return 0 if argv else 2
     if argv[0] not in BENCHMARKS:
         fail(f"unknown benchmark {argv[0]!r}; choose from {', '.join(BENCHMARKS)}")
