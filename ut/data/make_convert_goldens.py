@@ -11,17 +11,17 @@ For each tower kind (`rn`: ModifiedResNet, `vit`: VisionTransformer) it writes
                                              the open_clip config as JSON (`config_json`)
 mindclip never imports torch or open_clip; `ut/test_convert.py` reads only these files.
 """
-import importlib.util
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import torch
 from safetensors.numpy import save_file
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's tools/ (a generator, not a tool)
+from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
 
 TEXT_CFG = dict(context_length=16, vocab_size=100, width=16, heads=2, layers=4)  # mindclip: layers % 4 == 0
 CONFIGS = {
@@ -31,28 +31,6 @@ CONFIGS = {
                 text_cfg=TEXT_CFG),
 }
 BATCH = 2
-
-
-def import_open_clip_model():
-    """Import `open_clip.model` without the package `__init__` and without torchvision.
-
-    The reference venv's torchvision build does not match its torch (`torchvision::nms does not
-    exist`), and open_clip's `__init__` imports its image transforms. The towers need neither:
-    only `open_clip.utils` names `torchvision.ops.misc.FrozenBatchNorm2d` (for freezing, unused).
-    """
-    misc = types.ModuleType("torchvision.ops.misc")
-    misc.FrozenBatchNorm2d = type("FrozenBatchNorm2d", (torch.nn.Module,), {})
-    ops = types.ModuleType("torchvision.ops")
-    ops.misc = misc
-    tv = types.ModuleType("torchvision")
-    tv.ops = ops
-    sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.ops.misc": misc})
-    package = types.ModuleType("open_clip")
-    package.__path__ = list(importlib.util.find_spec("open_clip").submodule_search_locations)
-    sys.modules["open_clip"] = package
-    from open_clip import model
-
-    return model
 
 
 def randomize_(model, gen):
@@ -104,7 +82,7 @@ def make_golden(model_module, kind, cfg, seed):
 
 
 def main():
-    model_module = import_open_clip_model()
+    model_module = import_open_clip().model
     for seed, (kind, cfg) in enumerate(CONFIGS.items()):
         make_golden(model_module, kind, cfg, seed)
 

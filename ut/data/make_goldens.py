@@ -10,16 +10,16 @@ Writes
     config, exact GELU and QuickGELU).
 """
 import hashlib
-import importlib.util
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import torch
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's tools/ (a generator, not a tool)
+from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
 
 _LONG_CAPTION = (
     "A very long caption that keeps going: a crowded farmers market on a sunny Saturday morning, "
@@ -119,34 +119,6 @@ TOWER_CONFIG = dict(context_length=77, vocab_size=1000, width=64, heads=4, layer
 TOWER_EOT_POSITIONS = [5, 12, 30, 1, 50, 76]  # one row per position; id 999 = the row's unique maximum
 
 
-def import_open_clip():
-    """Import open_clip's tokenizer and transformer modules.
-
-    open_clip's package ``__init__`` imports torchvision; in /work/refvenv torchvision 0.28's compiled
-    ops do not load against torch 2.13 (``operator torchvision::nms does not exist``). Neither module
-    we need uses torchvision (``utils`` only imports ``FrozenBatchNorm2d`` for freezing), so when the
-    real import fails, load the submodules without the package ``__init__`` and a stub torchvision.
-    """
-    try:
-        import open_clip
-
-        return open_clip.tokenizer, open_clip.transformer, open_clip.__version__
-    except (RuntimeError, ImportError):  # torchvision broken, or not installed
-        for name in [n for n in sys.modules if n.split(".")[0] in ("torchvision", "open_clip")]:
-            del sys.modules[name]
-    stub = types.ModuleType("torchvision.ops.misc")
-    stub.FrozenBatchNorm2d = type("FrozenBatchNorm2d", (torch.nn.Module,), {})
-    for name in ("torchvision", "torchvision.ops"):
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["torchvision.ops.misc"] = stub
-    package = types.ModuleType("open_clip")
-    package.__path__ = list(importlib.util.find_spec("open_clip").submodule_search_locations)
-    sys.modules["open_clip"] = package
-    from open_clip import tokenizer, transformer, version
-
-    return tokenizer, transformer, version.__version__
-
-
 def make_tokenizer_golden(oc_tokenizer, version):
     """open_clip.tokenize ids of every golden text (77 ids) and of a few texts at context 8."""
     def ids(text, context_length):
@@ -212,7 +184,8 @@ def make_tower_golden(oc_transformer):
 
 
 def main():
-    oc_tokenizer, oc_transformer, version = import_open_clip()
+    oc = import_open_clip()
+    oc_tokenizer, oc_transformer, version = oc.tokenizer, oc.transformer, oc.__version__
     golden = make_tokenizer_golden(oc_tokenizer, version)
     with open(os.path.join(OUT_DIR, "tokenizer_golden.json"), "w", encoding="utf-8") as file:
         file.write(json.dumps({k: v for k, v in golden.items() if not k.endswith("cases")}, ensure_ascii=False)[:-1])
