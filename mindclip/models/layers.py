@@ -3,6 +3,8 @@
 Names follow open_clip (`in_proj_weight`, `out_proj`, `c_fc`, `c_proj`, `ln_1`, `ln_2`) so that
 open_clip weights map one to one. LayerNorm and softmax run in float32 whatever the input dtype.
 """
+import math
+
 import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
@@ -21,6 +23,10 @@ def l2_normalize(x, eps=1e-12):
     MobileNet-V2 in inference mode) must still come out with unit length.
     """
     return x * ops.rsqrt(ops.maximum((x * x).sum(-1, keepdims=True), eps * eps))
+
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 class LayerNorm(nn.Cell):
@@ -44,10 +50,29 @@ class QuickGELU(nn.Cell):
         return x * ops.sigmoid(1.702 * x)
 
 
+class GELU(nn.Cell):
+    """Exact (erf-based) GELU, x * Phi(x), whose backward keeps only its input.
+
+    MindSpore's `nn.GELU(approximate=False)` keeps about a dozen tensors of the input's size per call
+    for its backward on the CPU backend, and `Cell.recompute()` does not free them: in a width-512
+    transformer at 77 positions it was 3/4 of the text tower's activation memory (docs/performance.md).
+    Here the backward recomputes Phi(x) and phi(x) from x: dy * (Phi(x) + x * phi(x)).
+    """
+
+    def construct(self, x):
+        return 0.5 * x * (1.0 + ops.erf(x * _INV_SQRT2))
+
+    def bprop(self, x, out, dout):
+        x = ops.depend(x, dout)  # recompute when the gradient arrives, not as soon as x exists
+        cdf = 0.5 * (1.0 + ops.erf(x * _INV_SQRT2))
+        pdf = ops.exp(-0.5 * x * x) * _INV_SQRT_2PI
+        return (dout * (cdf + x * pdf),)
+
+
 def make_activation(name):
     """`gelu` (exact, erf-based) or `quick_gelu`."""
     if name == "gelu":
-        return nn.GELU(approximate=False)
+        return GELU()
     if name == "quick_gelu":
         return QuickGELU()
     raise ValueError(f"unknown activation {name!r}; expected 'gelu' or 'quick_gelu'")
@@ -67,6 +92,43 @@ def causal_mask(length):
     return ms.Tensor(np.triu(np.full((length, length), MASK_VALUE, np.float32), k=1))
 
 
+class AttentionCore(nn.Cell):
+    """softmax(q k^T * scale + bias) v for q (N, L, d), k and v (N, S, d), bias broadcastable to (N, L, S).
+
+    The backward keeps only the inputs and recomputes the attention weights P (one more (N, L, S)
+    product), then dV = P^T dO, dS = P * (dO V^T - rowsum(P * dO V^T)), dQ = dS K s, dK = dS^T Q s.
+    MindSpore's autodiff of the same three ops kept dozens of (N, L, S) and (N, L, d) tensors per
+    call on the CPU backend (docs/performance.md). Scores and softmax in float32; `bias` is a
+    constant (no gradient: a causal mask, padding).
+    """
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+        self.softmax = ops.Softmax(axis=-1)
+        self.matmul = ops.BatchMatMul()
+        self.matmul_nt = ops.BatchMatMul(transpose_b=True)  # a @ b^T
+        self.matmul_tn = ops.BatchMatMul(transpose_a=True)  # a^T @ b
+
+    def _weights(self, q, k, bias):
+        scores = self.matmul_nt(q * self.scale, k).astype(ms.float32) + bias  # (N, L, S)
+        return self.softmax(scores)
+
+    def construct(self, q, k, v, bias):
+        return self.matmul(self._weights(q, k, bias).astype(v.dtype), v)  # (N, L, d)
+
+    def bprop(self, q, k, v, bias, out, dout):
+        q = ops.depend(q, dout)  # recompute when the gradient arrives, not as soon as q exists
+        weights = self._weights(q, k, bias)  # (N, L, S) float32
+        dv = self.matmul_tn(weights.astype(dout.dtype), dout)  # (N, S, d)
+        dweights = self.matmul_nt(dout, v).astype(ms.float32)  # (N, L, S)
+        dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+        dscores = (dscores * self.scale).astype(q.dtype)
+        dq = self.matmul(dscores, k)  # (N, L, d)
+        dk = self.matmul_tn(dscores, q)  # (N, S, d)
+        return dq, dk, dv.astype(v.dtype), ops.zeros_like(bias)
+
+
 class MultiheadAttention(nn.Cell):
     """Multi-head attention with open_clip's packed projection (`in_proj_weight` (3W, W): q, k, v rows).
 
@@ -82,16 +144,28 @@ class MultiheadAttention(nn.Cell):
         self.width = width
         self.heads = heads
         self.head_dim = width // heads
-        self.scale = self.head_dim ** -0.5
         self.in_proj_weight = ms.Parameter(
             initializer(Normal(width ** -0.5), (3 * width, width), ms.float32), name="in_proj_weight")
         self.in_proj_bias = ms.Parameter(initializer("zeros", (3 * width,), ms.float32), name="in_proj_bias")
         self.out_proj = nn.Dense(width, width)
         self.out_proj.bias.set_data(initializer("zeros", (width,), ms.float32))
+        self.core = AttentionCore(self.head_dim ** -0.5)
 
     def _split_heads(self, x):
         batch, length, _ = x.shape
-        return x.reshape(batch, length, self.heads, self.head_dim).transpose(0, 2, 1, 3)  # (B, h, L, d)
+        x = x.reshape(batch, length, self.heads, self.head_dim).transpose(0, 2, 1, 3)  # (B, h, L, d)
+        return x.reshape(batch * self.heads, length, self.head_dim)  # (B*h, L, d)
+
+    def _bias(self, batch, attn_mask, key_padding_mask):
+        """The additive float32 mask, broadcastable to (B*h, L, S)."""
+        bias = ops.zeros((1, 1, 1), ms.float32)
+        if attn_mask is not None:
+            bias = bias + attn_mask  # (1, L, S)
+        if key_padding_mask is not None:
+            pad = key_padding_mask.astype(ms.float32) * MASK_VALUE  # (B, S)
+            pad = ops.broadcast_to(pad.reshape(batch, 1, 1, -1), (batch, self.heads, 1, pad.shape[1]))
+            bias = bias + pad.reshape(batch * self.heads, 1, -1)  # (B*h, 1|L, S)
+        return bias
 
     def construct(self, query, context=None, attn_mask=None, key_padding_mask=None):
         w = self.width
@@ -100,17 +174,11 @@ class MultiheadAttention(nn.Cell):
         else:
             q = linear(query, self.in_proj_weight[:w], self.in_proj_bias[:w])
             k, v = ops.split(linear(context, self.in_proj_weight[w:], self.in_proj_bias[w:]), w, axis=-1)
-        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, h, L|S, d)
-        scores = ops.matmul(q * self.scale, k.transpose(0, 1, 3, 2)).astype(ms.float32)  # (B, h, L, S)
-        if attn_mask is not None:
-            scores = scores + attn_mask
-        if key_padding_mask is not None:
-            pad = key_padding_mask.astype(ms.float32) * MASK_VALUE  # (B, S)
-            scores = scores + pad.reshape(pad.shape[0], 1, 1, pad.shape[1])
-        attn = ops.softmax(scores, axis=-1).astype(v.dtype)
-        out = ops.matmul(attn, v).transpose(0, 2, 1, 3)  # (B, L, h, d)
-        out = out.reshape(out.shape[0], out.shape[1], w)  # (B, L, W)
-        return self.out_proj(out)
+        batch, length = query.shape[0], query.shape[1]
+        bias = self._bias(batch, attn_mask, key_padding_mask)
+        out = self.core(self._split_heads(q), self._split_heads(k), self._split_heads(v), bias)  # (B*h, L, d)
+        out = out.reshape(batch, self.heads, length, self.head_dim).transpose(0, 2, 1, 3)  # (B, L, h, d)
+        return self.out_proj(out.reshape(batch, length, w))  # (B, L, W)
 
 
 class MLP(nn.Cell):
@@ -178,6 +246,6 @@ def normal_(param, std):
     param.set_data(initializer(Normal(std), param.shape, param.dtype))
 
 
-__all__ = ["LayerNorm", "QuickGELU", "make_activation", "linear", "causal_mask", "MultiheadAttention", "MLP",
+__all__ = ["LayerNorm", "GELU", "AttentionCore", "QuickGELU", "make_activation", "linear", "causal_mask", "MultiheadAttention", "MLP",
            "ResidualAttentionBlock", "CrossAttentionBlock", "init_transformer_", "normal_", "l2_normalize",
            "MASK_VALUE"]
