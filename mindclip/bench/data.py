@@ -1,11 +1,8 @@
 """The training pipeline's throughput (images/s, and per CPU-second) on synthetic 500x375 JPEGs.
 
-    python -m tools.bench data --workers 1,2
-    python -m tools.bench data --workers 1 --augment none
-
-Writes `--images` photo-like JPEGs (smooth colour fields, noise, rectangles: ~86 KiB each), converts
-them with the normal conversion path, then times `create_dataset` (`--image-size`, `--augment`,
-tokenisation) over `--steps` batches after the first, for each worker count. `images_per_cpu_s`
+`pipeline_speed` writes photo-like JPEGs (smooth colour fields, noise, rectangles: ~86 KiB each),
+converts them with the normal conversion path, then times `create_dataset` (image size, augmentation,
+tokenisation) over `steps` batches after the first, for each worker count. `images_per_cpu_s`
 (process CPU time, all threads) hardly depends on how busy the machine is.
 """
 import io
@@ -14,19 +11,6 @@ import tempfile
 import time
 
 import numpy as np
-
-from tools.bench.harness import bench_parser, emit, fail
-
-
-def parse_args(argv):
-    p = bench_parser("data", __doc__, ["batch", "image_size", "steps", "workers", "json", "seed"],
-                     image_size=224, steps=8, workers=[1, 2])
-    p.add_argument("--images", type=int, default=320, help="JPEGs to write (at least (steps + 1) * batch)")
-    p.add_argument("--augment", default="simclr", choices=("none", "simclr"))
-    args = p.parse_args(argv)
-    if args.images < (args.steps + 1) * args.batch:
-        fail(f"--images {args.images}: need at least (steps + 1) * batch = {(args.steps + 1) * args.batch}")
-    return args
 
 
 def photo_like_jpeg(rng, width=500, height=375):
@@ -56,31 +40,32 @@ def write_jpegs(folder, n, rng):
         f.write("\n".join(lines) + "\n")
 
 
-def measure(shards, workers, args):
-    """(images/s wall, images per CPU-second) over `args.steps` batches after the first."""
+def measure(shards, workers, batch, image_size, augment, steps):
+    """(images/s wall, images per CPU-second) over `steps` batches after the first."""
     from mindclip.data.pipeline import DataConfig, create_dataset
 
-    cfg = DataConfig(train_shards=shards, batch_size=args.batch, image_size=args.image_size, augment=args.augment,
+    cfg = DataConfig(train_shards=shards, batch_size=batch, image_size=image_size, augment=augment,
                      num_workers=workers)
     iterator = create_dataset(cfg).create_tuple_iterator(num_epochs=1, output_numpy=True)
     next(iterator)  # start-up and the first batch are not timed
     wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(args.steps):
+    for _ in range(steps):
         next(iterator)
-    images = args.steps * args.batch
+    images = steps * batch
     return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def pipeline_speed(batch=32, image_size=224, augment="simclr", steps=8, workers=(1, 2), images=320, seed=0):
+    """The result dict: {"workers": {count: {images_per_s, images_per_cpu_s}}, ...} over `images` JPEGs."""
     from mindclip.data.convert import convert_files
 
-    result = {"batch": args.batch, "image_size": args.image_size, "augment": args.augment, "steps": args.steps,
+    result = {"batch": batch, "image_size": image_size, "augment": augment, "steps": steps,
               "cpus": os.cpu_count(), "workers": {}}
     with tempfile.TemporaryDirectory(prefix="mindclip_bench_data_") as folder:
-        write_jpegs(folder, args.images, np.random.default_rng(args.seed))
+        write_jpegs(folder, images, np.random.default_rng(seed))
         convert_files(os.path.join(folder, "pairs.csv"), os.path.join(folder, "shards"), progress_every_s=None)
-        for workers in args.workers:
-            per_s, per_cpu_s = measure(os.path.join(folder, "shards", "train-*.mindrecord"), workers, args)
-            result["workers"][str(workers)] = {"images_per_s": round(per_s, 1), "images_per_cpu_s": round(per_cpu_s, 1)}
-    return emit(result, args.json)
+        shards = os.path.join(folder, "shards", "train-*.mindrecord")
+        for count in workers:
+            per_s, per_cpu_s = measure(shards, count, batch, image_size, augment, steps)
+            result["workers"][str(count)] = {"images_per_s": round(per_s, 1), "images_per_cpu_s": round(per_cpu_s, 1)}
+    return result

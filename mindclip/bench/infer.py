@@ -1,17 +1,11 @@
-"""Inference: parameter counts, encode_image / encode_text per batch size in graph mode, in PyNative
-and from the exported MINDIR towers, and the host preprocessing that feeds evaluation.
+"""The inference benchmark: parameter counts, encode_image / encode_text per batch size in graph mode,
+in PyNative and from the exported MINDIR towers, and the host preprocessing that feeds evaluation.
 
-    python -m tools.bench infer --model lightclip_mobilenetv2 --batches 1,64 --ways graph,pynative,exported
-    python -m tools.bench infer --model lightclip_resnet18 --batches 256 --preprocess-images 256
-    python -m tools.bench infer --model tiny_resnet18 --ways exported --fp16 --batches 8     # fp16 export error
-
-Random weights unless `--checkpoint` (speed does not depend on them). Each tower, way and batch size
-is timed after its first call (the compile, reported apart as `first_s`): `wall_ms` and `cpu_ms`
-(process CPU time, all threads: what to read when other processes share the cores) are medians of
-`--steps` calls, `items_per_s` = batch / wall. `exported` exports both towers first (verified against
-the model; `export` holds the verification, `--fp16` adds float16 towers and their error).
-`--preprocess-images N` times JPEG decode + resize + crop + normalise of N photo-like 500x375 JPEGs
-(those of `tools.bench data`) with `--workers` threads, as tools/eval.py does.
+Each tower, way and batch size is timed after its first call (the compile, reported apart as
+`first_s`): `wall_ms` and `cpu_ms` (process CPU time, all threads) are medians, `items_per_s` =
+batch / wall. `exported` exports both towers first (verified against the model: `export` holds the
+verification; `fp16` adds float16 towers and their error). `preprocess_speed` times JPEG decode +
+resize + crop + normalise of photo-like 500x375 JPEGs (those of the data benchmark) as tools/eval.py does.
 """
 import concurrent.futures
 import io
@@ -21,27 +15,10 @@ import time
 
 import numpy as np
 
+from mindclip.bench.harness import time_calls
 from mindclip.data.synthetic import synthetic_tokens
-from tools.bench.harness import bench_parser, emit, fail, time_calls
 
 WAYS = ("graph", "pynative", "exported")
-
-
-def parse_args(argv):
-    p = bench_parser("infer", __doc__, ["model", "batches", "steps", "warmup", "json", "device_target", "seed",
-                                        "workers"], batches=[1, 32], steps=3, warmup=1)
-    p.add_argument("--ways", default="graph", help="comma-separated: " + ", ".join(WAYS))
-    p.add_argument("--checkpoint", default=None, help="weights (default: random)")
-    p.add_argument("--fp16", action="store_true", help="with exported: also export float16 towers, report the error")
-    p.add_argument("--preprocess-images", type=int, default=0, help="JPEGs to preprocess and time; 0 = skip")
-    args = p.parse_args(argv)
-    args.ways = [w.strip() for w in args.ways.split(",") if w.strip()]
-    unknown = [w for w in args.ways if w not in WAYS]
-    if unknown or not args.ways:
-        fail(f"--ways: unknown {unknown or 'empty'}; choose from {', '.join(WAYS)}")
-    if args.fp16 and "exported" not in args.ways:
-        fail("--fp16 reports the float16 export's error: add exported to --ways")
-    return args
 
 
 def count_parameters(cell, trainable_only=True):
@@ -68,20 +45,20 @@ def runners(model, ways, export_dir):
     return out
 
 
-def time_towers(model, args, export_dir):
+def time_towers(model, ways, batches, steps, warmup, seed, export_dir):
     """{"image/graph/b32": {first_s, wall_ms, cpu_ms, items_per_s}, ...}"""
     import mindspore as ms
 
-    rng = np.random.default_rng(args.seed)
-    size, rows = model.visual.image_size, max(args.batches)
+    rng = np.random.default_rng(seed)
+    size, rows = model.visual.image_size, max(batches)
     inputs = {"image": rng.standard_normal((rows, 3, size, size)).astype(np.float32),
               "text": synthetic_tokens(rng, rows, model.text.context_length)}
     out = {}
-    for (tower, way), (fn, mode) in runners(model, args.ways, export_dir).items():
+    for (tower, way), (fn, mode) in runners(model, ways, export_dir).items():
         ms.set_context(mode=mode)
-        for batch in args.batches:
+        for batch in batches:
             x = ms.Tensor(inputs[tower][:batch])
-            t = time_calls(lambda: fn(x), args.steps, args.warmup)
+            t = time_calls(lambda: fn(x), steps, warmup)
             out[f"{tower}/{way}/b{batch}"] = {"first_s": round(t.first_s, 3), "wall_ms": round(1000 * t.median_s, 2),
                                               "cpu_ms": round(1000 * t.cpu_median_s, 2),
                                               "items_per_s": round(batch / t.median_s, 1)}
@@ -90,14 +67,16 @@ def time_towers(model, args, export_dir):
     return out
 
 
-def export(model, args, export_dir):
+def export(model, model_name, fp16, export_dir):
+    """Export (and verify) fp32 towers under export_dir/fp32, with `fp16` also float16 ones: the reports."""
     from mindclip.export import export_model
 
     start = time.perf_counter()
-    report = {"fp32": export_model(model, os.path.join(export_dir, "fp32"), model_name=args.model)["verification"],
+    report = {"fp32": export_model(model, os.path.join(export_dir, "fp32"), model_name=model_name)["verification"],
               "export_s": round(time.perf_counter() - start, 2)}
-    if args.fp16:
-        report["fp16"] = export_model(model, os.path.join(export_dir, "fp16"), fp16=True, model_name=args.model)["verification"]
+    if fp16:
+        report["fp16"] = export_model(model, os.path.join(export_dir, "fp16"), fp16=True,
+                                      model_name=model_name)["verification"]
     return report
 
 
@@ -105,8 +84,8 @@ def preprocess_speed(count, image_size, workers):
     """images/s of decode + `preprocess_image` on photo-like 500x375 JPEGs with `workers` threads."""
     from PIL import Image
 
+    from mindclip.bench.data import photo_like_jpeg
     from mindclip.data.transforms import preprocess_image
-    from tools.bench.data import photo_like_jpeg
 
     rng = np.random.default_rng(0)
     blobs = [photo_like_jpeg(rng) for _ in range(8)]
@@ -122,25 +101,27 @@ def preprocess_speed(count, image_size, workers):
         return round(count / (time.perf_counter() - start), 1)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def infer_bench(model_name, ways=("graph",), batches=(1, 32), steps=3, warmup=1, seed=0, device_target="CPU",
+                checkpoint=None, fp16=False, preprocess_images=0, workers=(2,)):
+    """The result dict: parameter counts, `export` (with "exported" in `ways`), `towers` (time_towers) and,
+    with `preprocess_images` > 0, `preprocess_images_per_s` {threads: images/s} for each of `workers`."""
     import mindspore as ms
 
     import mindclip
 
-    ms.set_context(mode=ms.GRAPH_MODE, device_target=args.device_target)
+    ms.set_context(mode=ms.GRAPH_MODE, device_target=device_target)
     ms.set_seed(0)
-    model = mindclip.create_model(args.model, checkpoint=args.checkpoint)
+    model = mindclip.create_model(model_name, checkpoint=checkpoint)
     model.set_train(False)
-    result = {"model": args.model, "device_target": args.device_target, "image_size": model.visual.image_size,
+    result = {"model": model_name, "device_target": device_target, "image_size": model.visual.image_size,
               "text_length": model.text.context_length, "params_image": count_parameters(model.visual),
               "params_text": count_parameters(model.text), "params_total": count_parameters(model),
               "buffers_image": count_parameters(model.visual, False) - count_parameters(model.visual)}
     with tempfile.TemporaryDirectory(prefix="mindclip_bench_export_") as export_dir:
-        if "exported" in args.ways:
-            result["export"] = export(model, args, export_dir)
-        result["towers"] = time_towers(model, args, os.path.join(export_dir, "fp32"))
-    if args.preprocess_images:  # {threads: images/s}
-        result["preprocess_images_per_s"] = {str(w): preprocess_speed(args.preprocess_images, result["image_size"], w)
-                                             for w in args.workers}
-    return emit(result, args.json)
+        if "exported" in ways:
+            result["export"] = export(model, model_name, fp16, export_dir)
+        result["towers"] = time_towers(model, ways, batches, steps, warmup, seed, os.path.join(export_dir, "fp32"))
+    if preprocess_images:
+        result["preprocess_images_per_s"] = {str(w): preprocess_speed(preprocess_images, result["image_size"], w)
+                                             for w in workers}
+    return result

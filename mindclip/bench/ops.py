@@ -1,17 +1,22 @@
-"""Single MindSpore ops (graph mode) on the shapes of a text tower's MLP: what is MindSpore's
-kernel speed, as opposed to our graph (docs/performance.md compares them with PyTorch's).
-
-    python -m tools.bench ops                                   # lightclip_mobilenetv2: 32 x 77 rows, width 512
-    python -m tools.bench ops --batch 8 --text-length 16 --width 64
+"""Single MindSpore ops (graph mode) on the shapes of a text tower's MLP: MindSpore's kernel speed, as
+opposed to our graph's (docs/performance.md compares them with PyTorch's).
 
 x is (batch * text_length, width), w (4 * width, width), h (batch * text_length, 4 * width). Each op
-is its own compiled graph; `best_ms` holds the best of `--steps` calls after `--warmup`, in milliseconds.
+is its own compiled graph; `best_ms` holds the best of `steps` calls after `warmup`, in milliseconds.
 """
 import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from tools.bench.harness import OPS, bench_parser, emit, op_shapes, time_calls
+from mindclip.bench.harness import time_calls
+
+OPS = ("matmul", "gelu", "gelu_fwd_bwd", "layer_norm", "mul_add")
+
+
+def op_shapes(batch, text_length, width):
+    """x (rows, width), w (4 width, width), h (rows, 4 width) with rows = batch * text_length."""
+    rows, hidden = batch * text_length, 4 * width
+    return {"x": [rows, width], "w": [hidden, width], "h": [rows, hidden]}
 
 
 class Op(nn.Cell):
@@ -50,16 +55,13 @@ class GeluGrad(nn.Cell):
         return self.grad(self.gelu)(h, h)
 
 
-def main(argv=None):
-    p = bench_parser("ops", __doc__, ["batch", "text_length", "steps", "warmup", "json", "seed"], steps=5, warmup=1)
-    p.add_argument("--width", type=int, default=512, help="the text tower's width (hidden = 4 x width)")
-    args = p.parse_args(argv)
+def ops_bench(batch=32, text_length=77, width=512, steps=5, warmup=1, seed=0):
+    """The result dict: the shapes and {op: best ms} for each of OPS."""
     ms.set_context(mode=ms.GRAPH_MODE)
-    shapes, rng = op_shapes(args.batch, args.text_length, args.width), np.random.default_rng(args.seed)
+    shapes, rng = op_shapes(batch, text_length, width), np.random.default_rng(seed)
     x, w, h = (ms.Tensor(rng.standard_normal(shapes[k]).astype(np.float32)) for k in "xwh")
     best = {}
     for name in OPS:
         cell = GeluGrad() if name == "gelu_fwd_bwd" else Op(name, shapes["h"][1])
-        best[name] = round(1000 * time_calls(lambda: cell(x, w, h), args.steps, args.warmup).min_s, 3)
-    result = {"framework": "mindspore", "version": ms.__version__, "shapes": shapes, "best_ms": best}
-    return emit(result, args.json)
+        best[name] = round(1000 * time_calls(lambda: cell(x, w, h), steps, warmup).min_s, 3)
+    return {"framework": "mindspore", "version": ms.__version__, "shapes": shapes, "best_ms": best}
