@@ -28,16 +28,15 @@ import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
 from mindclip.eval import results  # noqa: E402
 from mindclip.eval.eval_set import LAYOUTS, load_eval_set  # noqa: E402
 from mindclip.eval.prompts import list_zero_shot_datasets  # noqa: E402
+from tools._model_flags import add_model_flags  # noqa: E402
+
 PREPROCESS = "resize shorter side to image_size (bicubic), center crop, CLIP mean/std (mindclip.data.transforms)"
 TIE_RULE = "pessimistic: wrong candidates scoring >= the best correct one rank ahead of it"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model preset (mindclip.list_models())")
-    p.add_argument("--checkpoint", default=None, help="model or training checkpoint; none = random weights")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model preset override, e.g. --set image.image_size=224 (repeatable)")
+    add_model_flags(p)
     p.add_argument("--task", required=True, choices=results.TASKS)
     p.add_argument("--dataset", required=True,
                    help=f"dataset name for the result file and the shipped prompts ({', '.join(list_zero_shot_datasets())}); "

@@ -17,14 +17,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
 from mindclip.config import ConfigError, parse_override  # noqa: E402
+from tools._model_flags import add_model_flags  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model preset name (see mindclip.list_models())")
-    p.add_argument("--checkpoint", default=None, help="model or training checkpoint (default: random weights)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model preset override, e.g. --set text.layers=4 (repeatable)")
+    add_model_flags(p, "text.layers=4")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--fp16", action="store_true", help="float16 towers (LayerNorm/BatchNorm stay float32)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip reloading and comparing")

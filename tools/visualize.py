@@ -23,13 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mindclip  # noqa: E402  (sets the oneDNN ISA cap before mindspore loads)
 from mindclip.eval.eval_set import CLASSIFICATION_LAYOUTS  # noqa: E402
+from tools._model_flags import add_model_flags  # noqa: E402
 
 
 def _model_arguments(p):
-    p.add_argument("--model", required=True, help="model preset (mindclip.list_models())")
-    p.add_argument("--checkpoint", default=None, help="model or training checkpoint; none = random weights")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model preset override, e.g. --set image.image_size=128 (repeatable)")
+    add_model_flags(p, "image.image_size=128")
     p.add_argument("--device", default=None, choices=("CPU", "GPU", "Ascend"), help="default: MindSpore's")
 
 

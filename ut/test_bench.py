@@ -1,16 +1,20 @@
-"""Smoke tests of every benchmark (`python -m tools.bench <name>`): tiny presets, one step, in-process
-`main(argv)`; the JSON line each appends has the expected keys and sane values. `train --batches`
-runs its real subprocesses."""
+"""Smoke tests of every benchmark (`python -m tools.bench <name>`, measured by `mindclip.bench`): tiny
+presets, one step, in-process `main(argv)`; the JSON line each appends has the expected keys and sane
+values. `train --batches` runs its real subprocesses. The entry points and the NumPy parts of the
+library import without MindSpore or torch."""
+import ast
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from mindclip.bench.ops import OPS
 from mindclip.data.synthetic import synthetic_arrays
-from tools.bench import buckets, data, harness, hungarian, infer, ops, train
-from tools.bench.harness import ROOT
+from tools.bench import buckets, data, hungarian, infer, ops, train
+from tools.bench._cli import ROOT
 
 ONE_STEP = ["--steps", "1", "--warmup", "0"]
 
@@ -68,8 +72,8 @@ def test_train_memory_slope_of_accumulated_recomputed_steps_one_process_per_batc
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--set", "data.augment=none"], ["--set data.augment=none", "cannot honour"]),
-    (["--set", "optim.min_lr=0.1"], ["--set optim.min_lr=0.1", "cannot honour"]),
+    (["--set", "data.augment=none"], ["override data.augment=none", "cannot honour"]),
+    (["--set", "optim.min_lr=0.1"], ["override optim.min_lr=0.1", "cannot honour"]),
     (["--set", "loss.no_such_key=1"], ["no_such_key"]),
     (["--batches", "4,4"], ["--batches"]),
     (["--batches", "2,4", "--pieces", "all"], ["--pieces"]),
@@ -121,7 +125,7 @@ def test_hungarian(tmp_path):
 def test_ops(tmp_path):
     result, _ = run(ops.main, ["--batch", "2", "--text-length", "4", "--width", "8", "--steps", "1"], tmp_path)
     assert result["shapes"] == {"x": [8, 8], "w": [32, 8], "h": [8, 32]}
-    assert list(result["best_ms"]) == list(harness.OPS) and min(result["best_ms"].values()) > 0
+    assert list(result["best_ms"]) == list(OPS) and min(result["best_ms"].values()) > 0
 
 
 def test_buckets_of_the_demo_shards(tiny_demo, tmp_path, capsys):
@@ -129,7 +133,8 @@ def test_buckets_of_the_demo_shards(tiny_demo, tmp_path, capsys):
     # the demo's captions use at most 11 positions (docs/performance.md): every batch in the 16 bucket
     assert result["captions"] == 64 and result["share_of_batches"] == {"16": 1.0, "32": 0.0, "48": 0.0, "77": 0.0}
     assert result["caption_positions"]["max"] <= 11
-    refused(buckets.main, ["--shards", f"{tmp_path}/none-*.mindrecord"], capsys, "--shards", "none-*")
+    refused(buckets.main, ["--shards", f"{tmp_path}/none-*.mindrecord"], capsys, "no MindRecord shard", "none-*")
+    refused(buckets.main, ["--captions", f"{tmp_path}/none.txt"], capsys, "captions file", "none.txt")
 
 
 def test_buckets_synthetic_and_captions(tmp_path):
@@ -149,4 +154,61 @@ def test_dispatch_from_the_command_line():
     assert listing.returncode == 0 and "train" in listing.stdout and "infer" in listing.stdout
     unknown = subprocess.run([sys.executable, "-m", "tools.bench", "nope"], cwd=ROOT, capture_output=True, text=True)
     assert unknown.returncode == 2 and unknown.stderr.strip().splitlines() == [
-        "error: unknown benchmark 'nope'; choose from train, infer, data, hungarian, ops, buckets"]
+        "error: unknown benchmark 'nope'; choose from train, infer, data, hungarian, ops, buckets, torch_reference, "
+        "side_by_side"]
+
+
+REFUSE_HEAVY_IMPORTS = """
+import importlib, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mindspore", "torch"):
+            raise ImportError(f"{name} was imported")
+sys.meta_path.insert(0, Refuse())
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+"""
+
+
+def test_entry_points_and_the_numpy_parts_import_without_mindspore_or_torch():
+    """What the PyTorch interpreter imports (harness, synthetic batch, every entry point's module) and
+    `import mindclip.bench` load neither framework: each benchmark imports its own when it runs."""
+    modules = ["mindclip.bench", "mindclip.bench.harness", "mindclip.data.synthetic", "tools.bench.__main__",
+               *(f"tools.bench.{name}" for name in ("train", "infer", "data", "hungarian", "ops", "buckets",
+                                                     "torch_reference", "side_by_side"))]
+    proc = subprocess.run([sys.executable, "-c", REFUSE_HEAVY_IMPORTS, *modules], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+TORCH_SIDE = {"torchvision_stub", "torch_model", "lightclip_torch", "torch_reference", "torch_pieces"}
+
+
+def imported_modules(path):
+    """The absolute module names a Python file imports (`from a import b` gives a and a.b)."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_bench_is_the_top_of_the_package_and_its_torch_side_stays_apart():
+    offenders = []
+    for where, _, files in os.walk(os.path.join(ROOT, "mindclip")):
+        for name in (f for f in files if f.endswith(".py")):
+            path = os.path.join(where, name)
+            relative = os.path.relpath(path, ROOT)
+            imports = imported_modules(path)
+            in_bench = os.path.basename(where) == "bench"
+            if not in_bench:
+                offenders += [f"{relative}: {m}" for m in imports if m.startswith("mindclip.bench")]
+            elif name[:-3] not in TORCH_SIDE:  # MindSpore side: neither torch nor the PyTorch modules
+                offenders += [f"{relative}: {m}" for m in imports if m.split(".")[0] in ("torch", "open_clip", "timm")
+                              or m.split(".")[-1] in TORCH_SIDE]
+    assert offenders == []

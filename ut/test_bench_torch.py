@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from mindclip.bench import side_by_side as side_by_side_library
 from tools.bench import side_by_side
-from tools.bench.harness import ROOT
+from tools.bench._cli import ROOT
 
 TORCH_PYTHON = next((p for p in (os.environ.get("MINDCLIP_TORCH_PYTHON"), "/work/refvenv/bin/python")
                      if p and os.access(p, os.X_OK)), None)
@@ -52,7 +53,7 @@ def test_side_by_side_gives_both_sides_the_same_batch_cut_to_its_bucket(monkeypa
     stand_in.chmod(0o755)
     log.mkdir()
     monkeypatch.setenv("STAND_IN_LOG", str(log))
-    monkeypatch.setattr(side_by_side, "MODEL", "tiny_vit")  # the real model takes minutes to compile
+    monkeypatch.setattr(side_by_side_library, "MODEL", "tiny_vit")  # the real model takes minutes to compile
     argv = ["--methods", "clip", "--batch", "2", "--image-size", "32", "--text-length", "32", "--lengths", "cc3m",
             "--buckets", "16", "--steps", "1", "--warmup", "0", "--torch-python", str(stand_in)]
     out = tmp_path / "rows.jsonl"

@@ -12,9 +12,11 @@ import mindspore as ms
 from mindclip.config import ConfigError
 from mindclip.models import create_model
 from mindclip.models.lightclip import LightCLIPPretrain
+from mindclip.tokenizer import EOT_ID as EOT
+from mindclip.tokenizer import MASK_ID as MASK
+from mindclip.tokenizer import SOT_ID as SOT
 
 NAME = "tiny_resnet18"
-SOT, EOT, MASK = 49406, 49407, 49408
 LENGTH, MASKED, RIGHT, LEFT, PAD = 16, 3, 6, 1, 12  # EOT at 9, padding from 10
 ORIGINAL, RIGHT_CHANGED, LEFT_CHANGED, PAD_CHANGED = range(4)
 

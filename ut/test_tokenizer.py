@@ -151,7 +151,6 @@ def test_special_ids_are_open_clips(golden):
 _SPELLS_IDS = {
     "mindclip/tokenizer.py": "defines them",
     "ut/test_tokenizer.py": "the independent reference",
-    "tools/bench_open_clip.py": "runs under PyTorch without mindclip",
 }
 
 

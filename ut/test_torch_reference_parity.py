@@ -1,7 +1,7 @@
 """The PyTorch reference of the benchmarks computes mindclip's LightCLIP objective (golden, no torch here).
 
 `ut/data/lightclip_torch_golden.npz` is written by `ut/data/make_lightclip_golden.py` with the
-benchmark's own PyTorch network (tools/bench/torch_model.py + lightclip_torch.py) at a tiny size:
+benchmark's own PyTorch network (mindclip/bench/torch_model.py + lightclip_torch.py) at a tiny size:
 its weights, its timm trunk's image stages (fed here in place of the mindcv backbone, whose shapes
 are compared instead), a hand-made batch, and the total and the four loss parts at progress values
 in every soft-target regime. mindclip's `LightCLIPPretrain` + `LightClipObjective` + `BatchLoss` (the
@@ -31,7 +31,7 @@ from mindclip.train.objectives import LightClipObjective
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "ut", "data", "lightclip_torch_golden.npz")
-REFERENCE_SOURCES = ("tools/bench/torch_model.py", "tools/bench/lightclip_torch.py")
+REFERENCE_SOURCES = ("mindclip/bench/torch_model.py", "mindclip/bench/lightclip_torch.py")
 BENCH_PRESET = "lightclip_mobilenetv2"
 # float32 on both sides. A 49409-wide log-softmax sums in float32: measured against float64 on such rows,
 # torch is off by up to 7e-5 and MindSpore by 1.5e-5, so the MLM parts (~10) agree to ~3e-6 relative.

@@ -1,6 +1,6 @@
 """Synthetic batches for benchmarks and tests: random images, caption-shaped token rows, MLM columns.
 
-NumPy only (no MindSpore), so that the PyTorch side of the benchmarks (tools/bench/) imports the
+NumPy only (no MindSpore), so that the PyTorch side of the benchmarks (mindclip/bench/) imports the
 same recipe instead of a copy. Columns and order are the method's training batch
 (`mindclip.data.BATCH_COLUMNS`): clip (image, tokens); lightclip (image, tokens, mlm_tokens, mlm_positions,
 mlm_labels); pyramidclip (image_global, image_local, tokens, summary_tokens, roi, roi_count).

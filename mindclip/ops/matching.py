@@ -1,5 +1,5 @@
 """The host-side Hungarian matcher of the token loss: NumPy and SciPy only (no MindSpore), so that the
-PyTorch reference of the benchmarks (tools/bench/lightclip_torch.py) runs this same matcher.
+PyTorch reference of the benchmarks (mindclip/bench/lightclip_torch.py) runs this same matcher.
 `mindclip.ops.hungarian` wraps it as a graph op; its module docstring states the output contract."""
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -12,7 +12,8 @@ Every method (CLIP, LightCLIP, PyramidCLIP) is one objective with the same four 
   under `loss.local_loss`).
 - `part_names` / `part_weights`: parts in order (contrastive first, then the `local_part_count`
   per-sample ones); the total loss is sum(weights * parts). `feature_count`: how many features
-  `features` returns; `clip`: the CLIP being trained.
+  `features` returns; `clip`: the CLIP being trained. The base class `Objective` holds what all three
+  set once (model, `local_loss`, schedule, weights) and CLIP's and LightCLIP's `contrastive`.
 
 `mindclip/train/batch_losses.py` composes these into the losses the step differentiates. Keeping sums
 and counts apart is what makes a batch split over ranks or micro-batches average exactly like the
@@ -36,24 +37,36 @@ def instance_parts(features, all_features, logit_scale_exp, progress, offset, lo
     return symmetric_soft_loss(logits_per_image, logits_per_text, progress, r1, r2, delta, offset)
 
 
-class ClipObjective(nn.Cell):
+class Objective(nn.Cell):
+    """What every objective holds: `model`, `local_loss`, the soft-target `schedule` (r1, r2, delta) and
+    `part_weights`, set once; `clip` and the default `contrastive` (L_inst of (image, text) features)."""
+
+    def __init__(self, model, loss_cfg, part_weights, schedule=None):
+        super().__init__()
+        self.model = model
+        self.local_loss = loss_cfg.local_loss
+        self.schedule = (loss_cfg.r1, loss_cfg.r2, loss_cfg.delta) if schedule is None else schedule
+        self.part_weights = tuple(part_weights)
+
+    @property
+    def clip(self):
+        """The CLIP being trained: the model's `clip` (a pre-training wrapper's), else the model itself."""
+        return getattr(self.model, "clip", self.model)
+
+    def contrastive(self, features, all_features, logit_scale_exp, progress, offset):
+        return (instance_parts(features, all_features, logit_scale_exp, progress, offset, self.local_loss,
+                               self.schedule),)
+
+
+class ClipObjective(Objective):
     """CLIP: symmetric InfoNCE over the global batch. Batch: (images, tokens)."""
 
     part_names = ("inst",)
     local_part_count = 0
     feature_count = 2
 
-    @property
-    def clip(self):
-        """The CLIP being trained."""
-        return self.model
-
     def __init__(self, model, loss_cfg):
-        super().__init__()
-        self.model = model
-        self.local_loss = loss_cfg.local_loss
-        self.schedule = (loss_cfg.r1, loss_cfg.r2, loss_cfg.delta)
-        self.part_weights = (loss_cfg.inst_weight,)
+        super().__init__(model, loss_cfg, (loss_cfg.inst_weight,))
 
     def features(self, images, tokens):
         image_features, text_features, logit_scale_exp = self.model(images, tokens)  # (B,E), (B,E), ()
@@ -63,12 +76,8 @@ class ClipObjective(nn.Cell):
         features, logit_scale_exp, counts = self.features(images, tokens)
         return features, logit_scale_exp, (), counts
 
-    def contrastive(self, features, all_features, logit_scale_exp, progress, offset):
-        return (instance_parts(features, all_features, logit_scale_exp, progress, offset, self.local_loss,
-                               self.schedule),)
 
-
-class LightClipObjective(nn.Cell):
+class LightClipObjective(Objective):
     """LightCLIP: a*L_inst + b*L_token + c*(L_mlm_text + L_mlm_fuse)/2 (DESIGN.md).
 
     Batch: (images, tokens, mlm_tokens, mlm_positions, mlm_labels). `model` is a `LightCLIPPretrain`;
@@ -79,20 +88,11 @@ class LightClipObjective(nn.Cell):
     local_part_count = 3
     feature_count = 2
 
-    @property
-    def clip(self):
-        """The CLIP being trained."""
-        return self.model.clip
-
     def __init__(self, model, loss_cfg):
-        super().__init__()
-        self.model = model
-        self.local_loss = loss_cfg.local_loss
-        self.schedule = (loss_cfg.r1, loss_cfg.r2, loss_cfg.delta)
+        half_mlm = loss_cfg.mlm_weight / 2
+        super().__init__(model, loss_cfg, (loss_cfg.inst_weight, loss_cfg.token_weight, half_mlm, half_mlm))
         self.token_on = loss_cfg.token_weight > 0
         self.mlm_on = loss_cfg.mlm_weight > 0
-        half_mlm = loss_cfg.mlm_weight / 2
-        self.part_weights = (loss_cfg.inst_weight, loss_cfg.token_weight, half_mlm, half_mlm)
 
     def _counts(self, tokens, mlm_labels):
         """Samples with at least one word (token part); chosen MLM positions (both MLM parts)."""
@@ -118,12 +118,8 @@ class LightClipObjective(nn.Cell):
         return ((image_features, text_features), logit_scale_exp, (token_sum, mlm_text_sum, mlm_fuse_sum),
                 self._counts(tokens, mlm_labels))
 
-    def contrastive(self, features, all_features, logit_scale_exp, progress, offset):
-        return (instance_parts(features, all_features, logit_scale_exp, progress, offset, self.local_loss,
-                               self.schedule),)
 
-
-class PyramidClipObjective(nn.Cell):
+class PyramidClipObjective(Objective):
     """PyramidCLIP: w_GS*L_GS + w_LT*L_LT + w_RS*L_RS + w_RT*L_RT, label-smoothed (DESIGN.md).
 
     The weights are `loss.pyramid_weights` (0.25 each in the paper); every part is computed and
@@ -137,17 +133,9 @@ class PyramidClipObjective(nn.Cell):
     local_part_count = 0
     feature_count = 5
 
-    @property
-    def clip(self):
-        """The CLIP being trained."""
-        return self.model.clip
-
     def __init__(self, model, loss_cfg):
-        super().__init__()
-        self.model = model
-        self.local_loss = loss_cfg.local_loss
-        self.schedule = (0.0, ALWAYS, loss_cfg.pyramid_alpha)  # constant label smoothing
-        self.part_weights = tuple(loss_cfg.pyramid_weights)
+        super().__init__(model, loss_cfg, loss_cfg.pyramid_weights,
+                         schedule=(0.0, ALWAYS, loss_cfg.pyramid_alpha))  # constant label smoothing
 
     def features(self, image_global, image_local, tokens, summary_tokens, roi, roi_count):
         outputs = self.model(image_global, image_local, tokens, summary_tokens, roi, roi_count)

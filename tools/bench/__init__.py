@@ -1,7 +1,7 @@
 """mindclip's benchmarks: `python -m tools.bench <name> [flags]` from the repository root.
 
-Every benchmark is a module here with a `main(argv)` that tests call in-process; all of them share
-`harness` (flags, timer, JSON lines, errors), which needs only NumPy, so that the PyTorch side
-imports it too. The synthetic batch and the CC3M caption-length model are `mindclip.data.synthetic`.
+Every benchmark is a module here with a thin `main(argv)` (its flags, then one call into
+`mindclip.bench`, which measures) that tests call in-process; `_cli` holds the one flag vocabulary and
+the one-line errors. Both need only NumPy until a benchmark runs, so the PyTorch side imports them too.
 """
 import mindclip  # noqa: F401  (sets the oneDNN ISA cap before MindSpore loads; light: no MindSpore)

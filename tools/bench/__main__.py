@@ -2,7 +2,7 @@
 import importlib
 import sys
 
-from tools.bench.harness import fail
+from tools.bench._cli import fail
 
 BENCHMARKS = {
     "train": "the train step: compile, step time, peak memory, host matcher share, per-piece profile",

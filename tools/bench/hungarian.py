@@ -7,13 +7,10 @@ text tokens per caption (75 = every position between SOT and EOT of 77). Costs a
 (the range of 1 - cosine). One JSON line per case: `host_ms` and `host_cpu_ms` (single-threaded, so
 hardly moved by a busy machine) of `mindclip.ops.match_tokens`, and `graph_ms` of one call of a
 compiled graph holding only the op (launch, host copies and the matching); medians of `--steps`.
+Measured by `mindclip.bench.hungarian`.
 """
-import mindspore as ms
-import numpy as np
-from mindspore import nn
-
-from mindclip.ops import hungarian_match, match_tokens
-from tools.bench.harness import bench_parser, emit, fail, int_list, time_calls
+from mindclip.bench.harness import emit
+from tools.bench._cli import bench_parser, fail, int_list, refusing
 
 
 def parse_args(argv):
@@ -33,31 +30,10 @@ def parse_args(argv):
     return args
 
 
-class MatchGraph(nn.Cell):
-    """The op alone in a compiled graph: what one call costs inside a train step."""
-
-    def construct(self, cost, text_valid):
-        return hungarian_match(cost, text_valid)
-
-
-def bench_case(graph, batch, n_image, n_text, words, args, rng):
-    cost = rng.uniform(0, 2, size=(batch, n_image, n_text)).astype(np.float32)
-    valid = np.zeros((batch, n_text), np.int32)
-    valid[:, 1:1 + words] = 1
-    host = time_calls(lambda: match_tokens(cost, valid), args.steps, args.warmup)
-    cost_t, valid_t = ms.Tensor(cost), ms.Tensor(valid)
-    in_graph = time_calls(lambda: graph(cost_t, valid_t), args.steps, args.warmup)
-    return {"batch": batch, "image_tokens": n_image, "text_tokens": n_text, "words": words,
-            "host_ms": round(1000 * host.median_s, 3), "host_cpu_ms": round(1000 * host.cpu_median_s, 3),
-            "graph_ms": round(1000 * in_graph.median_s, 3)}
-
-
-def main(argv=None):
+@refusing
+def main(argv):
     args = parse_args(argv)
-    ms.set_context(mode=ms.GRAPH_MODE)
-    graph, rng, rows = MatchGraph(), np.random.default_rng(args.seed), []
-    for n_image, n_text in args.shapes:
-        for words in args.words:
-            for batch in args.batches:
-                rows.append(emit(bench_case(graph, batch, n_image, n_text, words, args, rng), args.json))
-    return rows
+    from mindclip.bench.hungarian import hungarian_rows
+
+    return [emit(row, args.json)
+            for row in hungarian_rows(args.shapes, args.words, args.batches, args.steps, args.warmup, args.seed)]

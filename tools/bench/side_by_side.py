@@ -10,20 +10,17 @@ as its pipeline cuts it (`mindclip.data.buckets.TrimToBucket`); open_clip always
 Model: `lightclip_mobilenetv2` on both sides (ut/test_torch_reference_parity.py checks that the
 PyTorch network has its parameter shapes and computes its objective). FLOPs come from the PyTorch
 network (the same layers and shapes); at a cut length they are counted again at that length.
-The ratio is open_clip step / mindclip step: above 1, mindclip is faster.
+The ratio is open_clip step / mindclip step: above 1, mindclip is faster. The batches, the row and
+the table are `mindclip.bench.side_by_side`.
 """
 import os
 import sys
 import tempfile
 
-import numpy as np
+from mindclip.bench import side_by_side as library
+from mindclip.bench.harness import BatchSpec, emit
+from tools.bench._cli import bench_parser, fail, int_list, refusing, run_for_json
 
-from mindclip.data import TEXT_COLUMNS
-from mindclip.data.buckets import TrimToBucket, resolve_buckets
-from mindclip.data.synthetic import synthetic_arrays
-from tools.bench.harness import bench_parser, emit, fail, int_list, run_for_json
-
-MODEL = "lightclip_mobilenetv2"
 TORCH_PYTHON_ENV = "MINDCLIP_TORCH_PYTHON"
 
 
@@ -41,66 +38,28 @@ def parse_args(argv):
         fail(f"--torch-python: give the PyTorch interpreter (or set {TORCH_PYTHON_ENV})")
     if not (os.path.isfile(args.torch_python) and os.access(args.torch_python, os.X_OK)):
         fail(f"--torch-python {args.torch_python}: not an executable file")
+    args.spec = BatchSpec(args.batch, args.text_length, args.lengths, args.seed)
     return args
 
 
-def save_batches(method, args, folder):
-    """(.npz of the full batch, .npz of mindclip's copy cut to its bucket)."""
-    full = synthetic_arrays(method, args.image_size, args.batch, args.text_length,
-                            np.random.default_rng(args.seed), args.lengths)
-    cut = dict(full)
-    if args.buckets:
-        text = TEXT_COLUMNS[method]
-        trimmed = TrimToBucket(resolve_buckets(args.buckets, args.text_length), method)(*[full[n] for n in text])
-        cut.update(zip(text, trimmed))
-    paths = [os.path.join(folder, f"{method}_{kind}.npz") for kind in ("full", "cut")]
-    np.savez(paths[0], **full)
-    np.savez(paths[1], **cut)
-    return paths, cut["tokens"].shape[1]
-
-
 def row(method, args, folder):
-    """One method: both steps timed on the same arrays, FLOPs, ratio."""
-    (full_npz, cut_npz), cut_length = save_batches(method, args, folder)
+    """One method: mindclip's train on the cut batch, open_clip's step on the full one (FLOPs at both)."""
+    (full_npz, cut_npz), cut_length = library.save_batches(method, args.spec, args.image_size, args.buckets, folder)
     timing = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     torch_side = [args.torch_python, "-m", "tools.bench", "torch_reference", "--method", method]
     torch_side += ["--threads", str(args.threads)] if args.threads else []
-    ours = run_for_json([sys.executable, "-m", "tools.bench", "train", "--model", MODEL, "--method", method,
+    ours = run_for_json([sys.executable, "-m", "tools.bench", "train", "--model", library.MODEL, "--method", method,
                          "--image-size", str(args.image_size), "--batch-npz", cut_npz] + timing, f"mindclip {method}")
     theirs = run_for_json(torch_side + ["--batch-npz", full_npz, "--flops"] + timing, f"open_clip {method}")
-    flops = theirs["flops_per_step"]
-    our_flops = flops if cut_length == args.text_length else run_for_json(
+    our_flops = theirs["flops_per_step"] if cut_length == args.text_length else run_for_json(
         torch_side + ["--batch-npz", cut_npz, "--flops-only"], f"FLOP count of {method} at {cut_length}")["flops_per_step"]
-    ms_step, oc_step = ours["step_s_median"], theirs["step_s_median"]
-    return {"method": method, "model": MODEL, "batch": args.batch, "image_size": args.image_size,
-            "lengths": args.lengths, "buckets": args.buckets, "mindclip_text_length": cut_length,
-            "open_clip_text_length": args.text_length, "mindclip_step_s": ms_step, "open_clip_step_s": oc_step,
-            "ratio_open_clip_over_mindclip": round(oc_step / ms_step, 3), "mindclip_flops_per_step": our_flops,
-            "open_clip_flops_per_step": flops, "mindclip_gflops_per_s": round(our_flops / ms_step / 1e9, 2),
-            "open_clip_gflops_per_s": round(flops / oc_step / 1e9, 2), "mindclip": ours, "open_clip": theirs}
+    return library.compare(method, args.spec, args.image_size, args.buckets, cut_length, ours, theirs, our_flops)
 
 
-COLUMNS = (("method", "{method}"), ("text length (mindclip / open_clip)", "{mindclip_text_length} / {open_clip_text_length}"),
-           ("mindclip step (s)", "{mindclip_step_s:.3f}"), ("open_clip step (s)", "{open_clip_step_s:.3f}"),
-           ("open_clip / mindclip", "{ratio_open_clip_over_mindclip:.2f}x"),
-           ("GFLOP per step (mindclip / open_clip)", "{mindclip_gflop:.1f} / {open_clip_gflop:.1f}"),
-           ("mindclip GFLOP/s", "{mindclip_gflops_per_s:.1f}"), ("open_clip GFLOP/s", "{open_clip_gflops_per_s:.1f}"))
-
-
-def markdown_table(rows):
-    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    for r in rows:
-        gflop = {f"{side}_gflop": r[f"{side}_flops_per_step"] / 1e9 for side in ("mindclip", "open_clip")}
-        lines.append("| " + " | ".join(cell.format(**r, **gflop) for _, cell in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+@refusing
+def main(argv):
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mindclip_side_by_side_") as folder:
         rows = [emit(row(method, args, folder), args.json) for method in args.methods]
-    theirs = rows[0]["open_clip"]
-    print(f"{MODEL}, batch {args.batch}, {args.image_size}x{args.image_size}, fp32, median of {args.steps} steps "
-          f"after {args.warmup} warm-up; torch {theirs['torch']}, open_clip {theirs['open_clip']}, timm {theirs['timm']}")
-    print(markdown_table(rows))
+    print(library.markdown_table(rows, args.steps, args.warmup))
     return rows

@@ -20,8 +20,8 @@ import torch
 from safetensors.numpy import save_file
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's tools/ (a generator, not a tool)
-from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's mindclip (a generator, not a tool)
+from mindclip.bench.torchvision_stub import import_open_clip  # noqa: E402
 
 TEXT_CFG = dict(context_length=16, vocab_size=100, width=16, heads=2, layers=4)  # mindclip: layers % 4 == 0
 CONFIGS = {

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's tools/ (a generator, not a tool)
-from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(OUT_DIR)))  # the checkout's mindclip (a generator, not a tool)
+from mindclip.bench.torchvision_stub import import_open_clip  # noqa: E402
 
 _LONG_CAPTION = (
     "A very long caption that keeps going: a crowded farmers market on a sunny Saturday morning, "

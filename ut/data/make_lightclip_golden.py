@@ -5,8 +5,8 @@ repository root:
 
     /work/refvenv/bin/python ut/data/make_lightclip_golden.py
 
-It builds the benchmark's own PyTorch network (tools/bench/torch_model.py `build_network`,
-with the LightCLIP port of tools/bench/lightclip_torch.py) at a tiny size, runs its forward on a
+It builds the benchmark's own PyTorch network (mindclip/bench/torch_model.py `build_network`,
+with the LightCLIP port of mindclip/bench/lightclip_torch.py) at a tiny size, runs its forward on a
 hand-made batch and records the loss parts at progress values in every soft-target regime, the
 weights, the image stages (the timm trunk's outputs: mindclip's test feeds them in place of its
 mindcv backbone) and the shapes of every trainable parameter. ut/test_torch_reference_parity.py
@@ -20,24 +20,24 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)  # a generator, not a tool: tools.bench and mindclip from this checkout
+sys.path.insert(0, ROOT)  # a generator, not a tool: mindclip from this checkout
 
 import torch  # noqa: E402
 
+from mindclip.bench import lightclip_torch as lc  # noqa: E402
+from mindclip.bench import torch_model as ref  # noqa: E402
+from mindclip.bench.torchvision_stub import import_open_clip  # noqa: E402
 from mindclip.data.masking import compact_mlm_labels, mask_tokens, mlm_max_predictions  # noqa: E402
-from mindclip.tokenizer import EOT_ID, SOT_ID  # noqa: E402
-from tools.bench import lightclip_torch as lc  # noqa: E402
-from tools.bench import torch_model as ref  # noqa: E402
-from tools.bench.torchvision_stub import import_open_clip  # noqa: E402
+from mindclip.tokenizer import EOT_ID, SOT_ID, VOCAB_SIZE  # noqa: E402
 
 OUT = os.path.join(ROOT, "ut", "data", "lightclip_torch_golden.npz")
-TINY = ref.Arch(embed_dim=8, width=8, heads=2, layers=4, vocab_size=49408, context_length=12, image_size=64)
+TINY = ref.Arch(embed_dim=8, width=8, heads=2, layers=4, vocab_size=VOCAB_SIZE, context_length=12, image_size=64)
 WORDS_PER_ROW = (2, 8, 0, 5)  # more and fewer words than the 2x2 = 4 image tokens; a caption without words
 PROGRESSES = (0.0, 0.2, 0.33, 0.5, 0.66, 0.9)  # one-hot, smoothed, importance-aware, and both thresholds
 SPARSE = ("clip.token_embedding.weight", "mlm_text_head.fc.weight", "mlm_text_head.fc.bias",
           "mlm_fuse_head.fc.weight", "mlm_fuse_head.fc.bias")  # 49409 rows: only `kept` rows are non-zero
 EXTRA_HEAD_ROWS = 48  # non-zero MLM head rows besides the batch's ids
-REFERENCE_SOURCES = ("tools/bench/torch_model.py", "tools/bench/lightclip_torch.py")  # the test checks the hash
+REFERENCE_SOURCES = ("mindclip/bench/torch_model.py", "mindclip/bench/lightclip_torch.py")  # the test checks the hash
 
 
 def reference_sha256():

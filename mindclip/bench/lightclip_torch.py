@@ -1,5 +1,6 @@
-"""PyTorch port of mindclip's LightCLIP objective on one process: the heads of mindclip/models/lightclip.py,
-the losses of mindclip/losses/ and `LightClipObjective`'s weighting (ut/test_torch_reference_parity.py)."""
+"""PyTorch port of mindclip's LightCLIP objective on one process (PyTorch only): the heads of
+mindclip/models/lightclip.py, the losses of mindclip/losses/ and `LightClipObjective`'s weighting
+(ut/test_torch_reference_parity.py checks it against mindclip through a golden)."""
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,14 +1,13 @@
-"""harness.STEP_PIECES on the PyTorch reference, as tools/bench/pieces.py defines them for mindclip:
+"""`harness.STEP_PIECES` on the PyTorch reference (PyTorch only), as pieces.py defines them for mindclip:
 forward + backward (gradients set to None first) unless said otherwise, fixed inputs from `default_rng(1)`."""
 import functools
 
 import numpy as np
 import torch
 
-from tools.bench import lightclip_torch as lc
-from tools.bench.harness import PROGRESS, parse_pieces, time_calls
-from tools.bench.torch_model import image_stages
-from tools.bench.torch_reference import OPEN_CLIP
+from mindclip.bench import lightclip_torch as lc
+from mindclip.bench.harness import PROGRESS, select_pieces, time_calls
+from mindclip.bench.torch_model import image_stages
 
 
 def weighted_sum(out):
@@ -46,14 +45,14 @@ def mlm_branch(net, clip, batch):
     return backward(lambda: sum(lc.mlm_loss(x, batch["mlm_labels"]) for x in logits()), list(net.parameters()))
 
 
-def setups(args, net, clip, optimizer, batch):
-    """name -> setup() -> the call to time; inputs drawn in `train --pieces`' order."""
+def setups(oc, method, net, clip, optimizer, batch):
+    """name -> setup() -> the call to time; inputs drawn in the order of mindclip's pieces."""
     rng, params, images, tokens = np.random.default_rng(1), list(net.parameters()), batch["image"], batch["tokens"]
-    embed, scale = clip.text_projection.shape[1], clip.logit_scale.detach().exp()
-    features = [leaves(rng, args.batch, embed, unit=True) for _ in range(2)]
-    inst = (functools.partial(lc.instance_loss, *features, scale, PROGRESS) if args.method == "lightclip"
-            else functools.partial(OPEN_CLIP.loss.ClipLoss(), *features, scale))
-    token_inputs = [leaves(rng, args.batch, (args.image_size // 32) ** 2, embed), leaves(rng, *tokens.shape, embed)]
+    embed, scale, rows = clip.text_projection.shape[1], clip.logit_scale.detach().exp(), tokens.shape[0]
+    features = [leaves(rng, rows, embed, unit=True) for _ in range(2)]
+    inst = (functools.partial(lc.instance_loss, *features, scale, PROGRESS) if method == "lightclip"
+            else functools.partial(oc.loss.ClipLoss(), *features, scale))
+    token_inputs = [leaves(rng, rows, (images.shape[-1] // 32) ** 2, embed), leaves(rng, *tokens.shape, embed)]
     token_loss = functools.partial(lc.token_alignment_loss, *token_inputs, lc.text_word_mask(tokens))
 
     def optimizer_step():  # AdamW.step() alone, fixed random gradients (x 1e-3) set once
@@ -69,13 +68,13 @@ def setups(args, net, clip, optimizer, batch):
             "mlm_branch": lambda: mlm_branch(net, clip, batch), "optimizer": optimizer_step}
 
 
-def time_pieces(args, net, clip, optimizer, batch):
-    """{name: {step_s}} for `--pieces` (eager: nothing to compile)."""
-    lightclip_only = ["token_loss", "mlm_branch"] if args.method == "lightclip" else []
-    names = parse_pieces(args.pieces, ["image_tower", "text_tower", "token_table", "text_no_table", "inst_loss",
-                                       "optimizer"] + lightclip_only)
-    calls, rows = setups(args, net, clip, optimizer, batch), {}
+def time_pieces(oc, method, pieces, net, clip, optimizer, batch, steps, warmup):
+    """{name: {step_s}} for `pieces` ("all" or names; eager: nothing to compile)."""
+    lightclip_only = ["token_loss", "mlm_branch"] if method == "lightclip" else []
+    names = select_pieces(pieces, ["image_tower", "text_tower", "token_table", "text_no_table", "inst_loss",
+                                   "optimizer"] + lightclip_only)
+    calls, rows = setups(oc, method, net, clip, optimizer, batch), {}
     for name in names:
-        rows[name] = {"step_s": round(time_calls(calls[name](), args.steps, args.warmup, sync=lambda o: o).median_s, 4)}
+        rows[name] = {"step_s": round(time_calls(calls[name](), steps, warmup, sync=lambda o: o).median_s, 4)}
         print(f"{name:14s} {rows[name]['step_s']:8.3f} s", flush=True)
     return rows

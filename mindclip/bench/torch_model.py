@@ -1,4 +1,4 @@
-"""mindclip's `lightclip_mobilenetv2` rebuilt from open_clip parts, with its objective (PyTorch).
+"""mindclip's `lightclip_mobilenetv2` rebuilt from open_clip parts, with its objective (PyTorch only).
 
 open_clip's `CLIP`: image tower its `TimmModel` around timm's `mobilenetv2_100` (random init) cut
 like mindcv's `features_only` model at the 320-channel block, average-pooled and projected without
@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tools.bench import lightclip_torch as lc
+from mindclip.bench import lightclip_torch as lc
+from mindclip.tokenizer import VOCAB_SIZE
 
 Arch = collections.namedtuple("Arch", "embed_dim width heads layers vocab_size context_length image_size")
-BENCH_ARCH = Arch(512, 512, 8, 8, 49408, 77, 224)  # the lightclip_mobilenetv2 preset
+BENCH_ARCH = Arch(512, 512, 8, 8, VOCAB_SIZE, 77, 224)  # the lightclip_mobilenetv2 preset
 TIMM_TRUNK = "mobilenetv2_100"
 STAGE_BLOCKS = (1, 2, 4, 6)  # timm's blocks ending mindcv's out_indices (3, 6, 13, 17): groups 1-2-3-4-3-3-1
 STAGE_CHANNELS = (24, 32, 96, 320)

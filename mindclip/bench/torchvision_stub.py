@@ -3,8 +3,8 @@
 Nothing we run uses torchvision: open_clip's `utils` and timm's norm layers import `FrozenBatchNorm2d`
 (for isinstance checks when freezing), timm's `data` builds transforms at import. When the real import
 fails, every `torchvision[.*]` import gets a module whose public attributes are inert placeholder
-classes, and open_clip's submodules load without its package `__init__`. Used by
-tools/bench/torch_reference.py and the ut/data golden generators.
+classes, and open_clip's submodules load without its package `__init__`. PyTorch only; used by
+torch_reference.py and the ut/data golden generators.
 """
 import importlib.abc
 import importlib.machinery

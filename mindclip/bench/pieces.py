@@ -1,12 +1,13 @@
-"""The pieces of a train step (harness.STEP_PIECES), each its own graph, built from the objective's
+"""The pieces of a train step (`harness.STEP_PIECES`), each its own graph, built from the objective's
 public parts: the towers, `objective.contrastive`, the token-alignment and MLM losses, the step's AdamW.
+`torch_pieces` defines the same pieces on the PyTorch reference.
 """
 import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from mindclip.bench.harness import PROGRESS
 from mindclip.losses import mlm_loss_sums, text_word_mask, token_alignment_sums
-from tools.bench.harness import PROGRESS
 
 
 class WeightedSum(nn.Cell):
