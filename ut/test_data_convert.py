@@ -222,7 +222,7 @@ def test_pyramidclip_summary_and_roi_columns(image_folder, tmp_path):
     np.testing.assert_array_equal(stored["no boxes"]["roi"], np.zeros(2052, np.float32))
 
 
-def test_shards_split_by_size_and_failure_leaves_no_partial_shard(image_folder, tmp_path, capsys):
+def test_shards_split_by_size_and_a_failed_conversion_changes_nothing(image_folder, tmp_path, capsys):
     good = os.path.join(image_folder, "img", "rgb.jpg")
     samples = [RawSample(f"s{i}", image=good, caption=f"caption {i}") for i in range(7)]
     summary = convert(samples, str(tmp_path / "ok"), shard_samples=3, progress_every_s=0, log=None)
@@ -239,12 +239,20 @@ def test_shards_split_by_size_and_failure_leaves_no_partial_shard(image_folder, 
     out = str(tmp_path / "failed")
     with pytest.raises(RuntimeError, match="disk full"):
         convert(failing(), out, shard_samples=3, progress_every_s=None, log=None)
-    assert sorted(f for f in os.listdir(out) if "mindrecord" in f) == ["train-00000.mindrecord",
-                                                                        "train-00000.mindrecord.db"]
-    assert [r["caption"] for r in read_shards(out)] == ["caption 0", "caption 1", "caption 2"]
-    assert not os.path.exists(os.path.join(out, "train-report.tsv.partial"))
+    assert os.listdir(out) == []  # nothing published: no partial dataset to train on by mistake
+    # with overwrite, the earlier shards survive a failed conversion byte for byte and are replaced
+    # only by a complete one
+    ok = str(tmp_path / "ok")
+    before = {name: open(os.path.join(ok, name), "rb").read() for name in os.listdir(ok) if "mindrecord" in name}
+    with pytest.raises(RuntimeError, match="disk full"):
+        convert(failing(), ok, shard_samples=3, progress_every_s=None, overwrite=True, log=None)
+    assert {name: open(os.path.join(ok, name), "rb").read() for name in os.listdir(ok) if "mindrecord" in name} == before
+    assert not [name for name in os.listdir(ok) if "staging" in name or name.endswith(".partial")]
+    summary = convert(samples[:2], ok, progress_every_s=None, overwrite=True, log=None)
+    assert [os.path.basename(p) for p in summary.shards] == ["train-00000.mindrecord"]
+    assert [r["caption"] for r in read_shards(ok)] == ["caption 0", "caption 1"]
     with pytest.raises(FileExistsError):
-        convert(samples, out, progress_every_s=None, log=None)
+        convert(samples, ok, progress_every_s=None, log=None)
 
 
 def test_make_mindrecord_cli(image_folder, tmp_path, capsys):

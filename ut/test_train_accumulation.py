@@ -139,8 +139,8 @@ def test_pyramidclip_micro_batches_equal_the_whole_batch(pyramid_demo):
 def test_recompute_gives_the_same_loss_and_gradients(lightclip_steps, tiny_demo):
     """Every block of both towers, the fusion blocks and the MLM heads recomputed in the backward."""
     recomputed = Steps(run_config(tiny_demo, "lightclip", "tiny_swin", 64, ["train.recompute=all"]))
+    reference, reference_grads = lightclip_steps.run(1, 0.8)
+    result, grads = recomputed.run(1, 0.8)  # build_train_step marks the blocks
     units = [cell for _, cell in recomputed.objective.model.cells_and_names() if cell._has_config_recompute]
     assert len(units) >= 12 + 4 + 2 + 2, len(units)  # 12 Swin blocks, 4 text blocks, 2 fusion, 2 MLM heads
-    reference, reference_grads = lightclip_steps.run(1, 0.8)
-    result, grads = recomputed.run(1, 0.8)
     assert_same(result, grads, reference, reference_grads, "lightclip recompute=all")

@@ -11,6 +11,7 @@ import glob
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from typing import Dict, List
@@ -82,12 +83,25 @@ class ExistingShardsError(FileExistsError):
         self.out_dir, self.prefix, self.existing = out_dir, prefix, existing
 
 
-def _refuse_existing(out_dir, prefix, overwrite):
+def _existing_shards(out_dir, prefix, overwrite):
+    """The PREFIX shard files already in `out_dir`; refused unless `overwrite`."""
     existing = sorted(glob.glob(os.path.join(out_dir, f"{prefix}-*{SHARD_SUFFIX}*")))
     if existing and not overwrite:
         raise ExistingShardsError(out_dir, prefix, existing)
-    for path in existing:
+    return existing
+
+
+def _publish(staged_shards, out_dir, replaced):
+    """Replace the earlier shards by the staged ones (index first: a visible shard is complete)."""
+    for path in replaced:
         os.remove(path)
+    published = []
+    for staged in staged_shards:
+        final = os.path.join(out_dir, os.path.basename(staged))
+        os.replace(staged + ".db", final + ".db")
+        os.replace(staged, final)
+        published.append(final)
+    return published
 
 
 def convert(samples, out_dir, prefix="train", record_options=RecordOptions(), shard_samples=10000,
@@ -95,36 +109,50 @@ def convert(samples, out_dir, prefix="train", record_options=RecordOptions(), sh
     """Validate and write `samples` (an iterable of `RawSample`); return a `ConversionSummary`.
 
     Shards are ``OUT/PREFIX-00000.mindrecord`` (+ ``.db``); ids run 0..written-1 in input order.
-    `progress_every_s=None` silences progress; `log=None` silences the summary line.
+    They are written to a staging folder and published only when the whole conversion succeeded:
+    a conversion that fails (or is killed) leaves `out_dir` as it was, earlier shards included
+    (with `overwrite`, they are replaced only then). `progress_every_s=None` silences progress;
+    `log=None` silences the summary line.
     """
     os.makedirs(out_dir, exist_ok=True)
-    _refuse_existing(out_dir, prefix, overwrite)
+    replaced = _existing_shards(out_dir, prefix, overwrite)
     summary = ConversionSummary(report=os.path.join(out_dir, f"{prefix}-report.tsv"))
-    progress = _Progress(progress_every_s)
-    schema = record_schema(record_options.with_summary, record_options.with_roi)
-    partial_report = summary.report + ".partial"
+    staging = os.path.join(out_dir, f".{prefix}.staging")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed conversion
+    os.makedirs(staging)
+    partial_report = os.path.join(staging, os.path.basename(summary.report))
     try:
-        with open(partial_report, "w", encoding="utf-8") as report, \
-                ShardWriter(out_dir, prefix, schema, shard_samples, shard_bytes) as writer:
-            report.write("where\treason\tdetail\n")
-            for records, skips in _validated(samples, record_options, workers):
-                for record in records:
-                    writer.write(record)
-                for where, reason, detail in skips:
-                    summary.skipped[reason] += 1
-                    report.write(f"{_tsv_field(where)}\t{reason}\t{_tsv_field(detail)}\n")
-                summary.written = writer.written
-                progress.update(summary)
-    except BaseException:
-        os.remove(partial_report)
-        raise
-    os.replace(partial_report, summary.report)
-    summary.shards, summary.bytes = list(writer.shards), writer.bytes
+        writer = _write_shards(samples, staging, prefix, record_options, shard_samples, shard_bytes, workers,
+                               progress_every_s, partial_report, summary)
+        summary.shards, summary.bytes = _publish(writer.shards, out_dir, replaced), writer.bytes
+        os.replace(partial_report, summary.report)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    schema = record_schema(record_options.with_summary, record_options.with_roi)
     with open(os.path.join(out_dir, f"{prefix}-summary.json"), "w", encoding="utf-8") as f:
         json.dump(dict(summary.to_dict(), schema=sorted(schema)), f, indent=1)
     if log:
         log(summary.line())
     return summary
+
+
+def _write_shards(samples, staging, prefix, record_options, shard_samples, shard_bytes, workers, progress_every_s,
+                  report_path, summary):
+    """Validate `samples` and write their records to shards in `staging`, the skips to the report."""
+    progress = _Progress(progress_every_s)
+    schema = record_schema(record_options.with_summary, record_options.with_roi)
+    with open(report_path, "w", encoding="utf-8") as report, \
+            ShardWriter(staging, prefix, schema, shard_samples, shard_bytes) as writer:
+        report.write("where\treason\tdetail\n")
+        for records, skips in _validated(samples, record_options, workers):
+            for record in records:
+                writer.write(record)
+            for where, reason, detail in skips:
+                summary.skipped[reason] += 1
+                report.write(f"{_tsv_field(where)}\t{reason}\t{_tsv_field(detail)}\n")
+            summary.written = writer.written
+            progress.update(summary)
+    return writer
 
 
 def _tsv_field(text):
