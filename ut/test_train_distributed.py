@@ -1,5 +1,6 @@
-"""Data parallel with exact accumulation through real msrun processes: ranks x micro-batches, and two
-launchers standing for two nodes, each equal to one process with the whole global batch.
+"""Data parallel through real msrun processes, each run equal to one process with the whole global
+batch: 2 ranks x 2 micro-batches (exact accumulation), and two launchers standing for two nodes
+(1 rank each, no accumulation: the plain data-parallel step).
 
 Two nodes on one machine: msrun starts the scheduler on the node whose own address is
 `--master_addr`, so two launchers sharing one network stack would both start one (with 127.0.0.1,
@@ -133,7 +134,7 @@ def second_node():
 def test_two_nodes_equal_one_process(one_process, tiny_demo, tmp_path, second_node):
     """Two msrun launchers (node_rank 0 and 1, one worker each) on two network stacks, as on two machines."""
     namespace, master = second_node
-    path, out = recipe(tmp_path, "nodes", tiny_demo, GLOBAL_BATCH // 4, 2)
+    path, out = recipe(tmp_path, "nodes", tiny_demo, GLOBAL_BATCH // 2, 1)  # the plain (K = 1) data-parallel step
     port = free_port()
     nodes = [msrun(["-c", path], tmp_path / f"logs{rank}", worker_num=2, local_worker_num=1, node_rank=rank,
                    master_addr=master, master_port=port, netns=namespace if rank else None) for rank in (0, 1)]
@@ -141,3 +142,4 @@ def test_two_nodes_equal_one_process(one_process, tiny_demo, tmp_path, second_no
     for rank, (node, output) in enumerate(zip(nodes, outputs)):
         assert node.returncode == 0, output[-2000:] + worker_logs(tmp_path / f"logs{rank}")
     assert_equal_runs(out, one_process)
+    assert not os.path.exists(os.path.join(out, "rank_1"))  # only rank 0 writes
