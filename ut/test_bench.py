@@ -13,7 +13,7 @@ import pytest
 
 from mindclip.bench.ops import OPS
 from mindclip.data.synthetic import synthetic_arrays
-from tools.bench import buckets, data, hungarian, infer, ops, train
+from tools.bench import buckets, data, hungarian, infer, ops, side_by_side, train
 from tools.bench._cli import ROOT
 
 ONE_STEP = ["--steps", "1", "--warmup", "0"]
@@ -84,6 +84,14 @@ def test_train_memory_slope_of_accumulated_recomputed_steps_one_process_per_batc
 ])
 def test_train_refuses_what_it_cannot_honour(argv, words, capsys):
     refused(train.main, ["--model", "tiny_vit"] + argv, capsys, *words)
+
+
+def test_side_by_side_refuses_a_bucket_below_the_minimum_before_running_anything(capsys):
+    refused(side_by_side.main, ["--buckets", "1,32", "--torch-python", sys.executable], capsys, "--buckets", "1")
+
+
+def test_train_refuses_a_model_that_does_not_fit_the_method(capsys):
+    refused(train.main, ["--model", "tiny_vit", "--method", "lightclip"], capsys, "method=lightclip needs", "tiny_vit")
 
 
 def test_train_refuses_unknown_or_absent_pieces(capsys):

@@ -37,6 +37,9 @@ CASES = {
     "method/preset mismatch": (["--set", "method=pyramidclip"],
                                "method=pyramidclip needs a CLIP image tower (image.backbone modified_resnet or "
                                "vit), but model.name=tiny_mobilenetv2 has mobilenet_v2; presets that fit: "),
+    "lightclip on a CLIP tower": (["--set", "method=lightclip", "--set", "model.name=tiny_vit"],
+                                  "method=lightclip needs a mindcv image tower with four stage maps (ResNet-18, "
+                                  "MobileNet-V2, Swin), but model.name=tiny_vit has vit; presets that fit: "),
     "missing model checkpoint": (["--set", "model.checkpoint={tmp}/missing.ckpt"],
                                  "model.checkpoint: file not found: {tmp}/missing.ckpt"),
     "output_dir is a file": (["--set", "train.output_dir={tmp}/run.yaml"],

@@ -30,6 +30,8 @@ def bench_run_config(model, method, overrides, batch, device_target="CPU", image
     """The RunConfig of the benchmark: `model`, `method`, `batch` per micro-batch, then `overrides`."""
     from mindclip.config import load_config
     from mindclip.train.config import RunConfig
+    from mindclip.train.errors import RunError
+    from mindclip.train.preflight import check_model
 
     refused = refused_override(overrides)
     if refused:
@@ -39,7 +41,12 @@ def bench_run_config(model, method, overrides, batch, device_target="CPU", image
              f"train.device_target={device_target}"]
     if image_size:
         fixed.append(f"model.overrides.image.image_size={image_size}")
-    return load_config(RunConfig, None, fixed + list(overrides))
+    cfg = load_config(RunConfig, None, fixed + list(overrides))
+    try:
+        check_model(cfg)  # the trainer's own refusal of a model that does not fit the method
+    except RunError as error:
+        raise BenchError(str(error)) from None
+    return cfg
 
 
 def micro_batches(cfg, spec, image_size):

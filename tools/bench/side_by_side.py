@@ -19,6 +19,7 @@ import tempfile
 
 from mindclip.bench import side_by_side as library
 from mindclip.bench.harness import BatchSpec, emit
+from mindclip.data.buckets import resolve_buckets
 from tools.bench._cli import bench_parser, fail, int_list, refusing, run_for_json
 
 TORCH_PYTHON_ENV = "MINDCLIP_TORCH_PYTHON"
@@ -34,6 +35,10 @@ def parse_args(argv):
                    help=f"a Python with torch, open_clip_torch, timm, pillow, scipy (default: ${TORCH_PYTHON_ENV})")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
+    try:
+        resolve_buckets(args.buckets or (), args.text_length)
+    except ValueError as error:
+        fail(f"--buckets: {error}")
     if not args.torch_python:
         fail(f"--torch-python: give the PyTorch interpreter (or set {TORCH_PYTHON_ENV})")
     if not (os.path.isfile(args.torch_python) and os.access(args.torch_python, os.X_OK)):
