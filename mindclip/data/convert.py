@@ -121,14 +121,14 @@ def convert(samples, out_dir, prefix="train", record_options=RecordOptions(), sh
     shutil.rmtree(staging, ignore_errors=True)  # left by a killed conversion
     os.makedirs(staging)
     partial_report = os.path.join(staging, os.path.basename(summary.report))
+    schema = record_schema(record_options.with_summary, record_options.with_roi)
     try:
-        writer = _write_shards(samples, staging, prefix, record_options, shard_samples, shard_bytes, workers,
-                               progress_every_s, partial_report, summary)
+        writer = _write_shards(samples, staging, prefix, schema, record_options, shard_samples, shard_bytes,
+                               workers, progress_every_s, partial_report, summary)
         summary.shards, summary.bytes = _publish(writer.shards, out_dir, replaced), writer.bytes
         os.replace(partial_report, summary.report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    schema = record_schema(record_options.with_summary, record_options.with_roi)
     with open(os.path.join(out_dir, f"{prefix}-summary.json"), "w", encoding="utf-8") as f:
         json.dump(dict(summary.to_dict(), schema=sorted(schema)), f, indent=1)
     if log:
@@ -136,11 +136,10 @@ def convert(samples, out_dir, prefix="train", record_options=RecordOptions(), sh
     return summary
 
 
-def _write_shards(samples, staging, prefix, record_options, shard_samples, shard_bytes, workers, progress_every_s,
-                  report_path, summary):
+def _write_shards(samples, staging, prefix, schema, record_options, shard_samples, shard_bytes, workers,
+                  progress_every_s, report_path, summary):
     """Validate `samples` and write their records to shards in `staging`, the skips to the report."""
     progress = _Progress(progress_every_s)
-    schema = record_schema(record_options.with_summary, record_options.with_roi)
     with open(report_path, "w", encoding="utf-8") as report, \
             ShardWriter(staging, prefix, schema, shard_samples, shard_bytes) as writer:
         report.write("where\treason\tdetail\n")
