@@ -53,16 +53,17 @@ def check_model(cfg):
         raise RunError(f"model.overrides: {e}") from None
     except ValueError as e:
         raise RunError(f"model.name: {e}") from None
-    # PyramidCLIP's ROI path runs CLIP's own towers (ViT, ModifiedResNet); LightCLIP's token alignment
-    # and fusion read the four stage maps and the mean-pooled head of a mindcv tower
-    clip_tower = config.image.backbone in CLIP_TOWER_TYPES
-    if (cfg.method == "pyramidclip" and not clip_tower) or (cfg.method == "lightclip" and clip_tower):
-        needs = (f"a CLIP image tower (image.backbone {' or '.join(CLIP_TOWER_TYPES)})" if cfg.method == "pyramidclip"
-                 else "a mindcv image tower with four stage maps (ResNet-18, MobileNet-V2, Swin)")
-        fitting = [name for name in list_models()
-                   if (get_model_config(name).image.backbone in CLIP_TOWER_TYPES) == (cfg.method == "pyramidclip")]
-        raise RunError(f"method={cfg.method} needs {needs}, but model.name={cfg.model.name} has "
-                       f"{config.image.backbone}; presets that fit: {', '.join(fitting)}")
+    # method -> (needs a CLIP tower, what it needs): PyramidCLIP's ROI path runs CLIP's own towers
+    # (ViT, ModifiedResNet); LightCLIP's token alignment and fusion read a mindcv tower's four stage maps
+    needs = {"pyramidclip": (True, f"a CLIP image tower (image.backbone {' or '.join(CLIP_TOWER_TYPES)})"),
+             "lightclip": (False, "a mindcv image tower with four stage maps (ResNet-18, MobileNet-V2, Swin)")}
+    if cfg.method in needs:
+        wants_clip_tower, what = needs[cfg.method]
+        if (config.image.backbone in CLIP_TOWER_TYPES) != wants_clip_tower:
+            fitting = [name for name in list_models()
+                       if (get_model_config(name).image.backbone in CLIP_TOWER_TYPES) == wants_clip_tower]
+            raise RunError(f"method={cfg.method} needs {what}, but model.name={cfg.model.name} has "
+                           f"{config.image.backbone}; presets that fit: {', '.join(fitting)}")
     if cfg.model.checkpoint is not None and not os.path.isfile(cfg.model.checkpoint):
         raise RunError(f"model.checkpoint: file not found: {cfg.model.checkpoint}")
 
